@@ -1,0 +1,51 @@
+//go:build !unix && !windows
+
+package tokenpipe
+
+import (
+	"errors"
+	"os/exec"
+)
+
+// sysFile is an open pipe end; there are none on this platform, where Make
+// and FromEnv fail with errors.ErrUnsupported.
+type sysFile struct{}
+
+// maxEndValue is the largest value FromEnv accepts.
+const maxEndValue = 0
+
+// makePipe creates a pipe whose ends are close-on-exec.
+func makePipe() (r, w *sysFile, err error) {
+	return nil, nil, errors.ErrUnsupported
+}
+
+// read reads one token into b. It returns io.EOF at end of stream,
+// errInterrupted while setInterrupted(true) is in force, and an error matching
+// os.ErrClosed once close has begun.
+func (s *sysFile) read(b *scratch) (byte, error) { return 0, errors.ErrUnsupported }
+
+// write writes the token in b. A broken pipe gives an error for which
+// isBrokenPipe holds.
+func (s *sysFile) write(b *scratch) error { return errors.ErrUnsupported }
+
+// setInterrupted makes pending and later reads return errInterrupted while
+// on is true.
+func (s *sysFile) setInterrupted(on bool) {}
+
+// close closes the end, waking pending reads and writes.
+func (s *sysFile) close() error { return errors.ErrUnsupported }
+
+// export makes cmd's child inherit the end and returns the value that names
+// it in the child.
+func (s *sysFile) export(cmd *exec.Cmd) (string, error) { return "", errors.ErrUnsupported }
+
+// importEnd takes over the inherited end that n names, or returns an error
+// saying why n names none, leaving it untouched.
+func importEnd(n uint64) (*sysFile, error) { return nil, errors.ErrUnsupported }
+
+// isBrokenPipe reports whether a write failed because every read end is
+// closed.
+func isBrokenPipe(err error) bool { return false }
+
+// envKeyEqual reports whether two environment variable names are the same.
+func envKeyEqual(a, b string) bool { return a == b }

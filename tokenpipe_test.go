@@ -1,0 +1,545 @@
+//go:build unix || windows
+
+package tokenpipe_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokenpipe/tokenpipe"
+)
+
+// hangGuard bounds every wait in these tests: reaching it means a hang, the
+// very bug under test, never a slow machine.
+const hangGuard = 20 * time.Second
+
+// helperEnv makes the test binary, started as a child, run the helper it names
+// instead of the tests; helpers lists them.
+const helperEnv = "TOKENPIPE_TEST_HELPER"
+
+var helpers = map[string]func() int{}
+
+func TestMain(m *testing.M) {
+	if name, ok := os.LookupEnv(helperEnv); ok {
+		os.Unsetenv(helperEnv) // the helper's own children are not helpers
+		run, ok := helpers[name]
+		if !ok {
+			os.Stderr.WriteString("unknown test helper " + name + "\n")
+			os.Exit(2)
+		}
+		os.Exit(run())
+	}
+	os.Exit(m.Run())
+}
+
+// helperCommand returns a command that runs the named helper in a child.
+func helperCommand(t testing.TB, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), helperEnv+"="+name)
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+func init() {
+	// hold stays alive until its standard input closes.
+	helpers["hold"] = func() int {
+		io.Copy(io.Discard, os.Stdin)
+		return 0
+	}
+}
+
+func mustMake(t testing.TB) (r, w *tokenpipe.TokenPipeEnd) {
+	t.Helper()
+	p, err := tokenpipe.Make()
+	if err != nil {
+		t.Fatalf("Make: %v", err)
+	}
+	r, w = p.TakeReadEnd(), p.TakeWriteEnd()
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return r, w
+}
+
+// result is what one read returned.
+type result struct {
+	tok byte
+	err error
+}
+
+// readAsync starts read in a goroutine and returns where its result arrives;
+// the channel started is closed just before read is called.
+func readAsync(read func() (byte, error)) (started chan struct{}, done chan result) {
+	started, done = make(chan struct{}), make(chan result, 1)
+	go func() {
+		close(started)
+		tok, err := read()
+		done <- result{tok, err}
+	}()
+	return started, done
+}
+
+func await(t testing.TB, done chan result, what string) result {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(hangGuard):
+		t.Fatalf("%s: still blocked after %v", what, hangGuard)
+		return result{}
+	}
+}
+
+// Contract 1: both ends open and kept from children.
+func TestMakeEndsAreOpenAndNotInherited(t *testing.T) {
+	r, w := mustMake(t)
+	for name, e := range map[string]*tokenpipe.TokenPipeEnd{"read": r, "write": w} {
+		if !e.IsOpen() {
+			t.Errorf("%s end: IsOpen() = false right after Make", name)
+		}
+		if tokenpipe.Inheritable(t, tokenpipe.OSHandle(t, e)) {
+			t.Errorf("%s end is inheritable: an unrelated child would hold it", name)
+		}
+	}
+
+	// An unrelated child started now must not hold the write end: once we
+	// close ours, the reader sees end of stream although the child lives on.
+	child := helperCommand(t, "hold")
+	stdin, err := child.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Wait()
+	defer stdin.Close()
+	w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if tok, err := r.TokenReadContext(ctx); err != io.EOF {
+		t.Fatalf("read with a live unrelated child: got (%d, %v), want io.EOF: the child holds the write end", tok, err)
+	}
+}
+
+// Contract 2: ends are handed over once; Close spares taken ends.
+func TestTakeAndClose(t *testing.T) {
+	p, err := tokenpipe.Make()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.TakeReadEnd()
+	defer r.Close()
+	if again := p.TakeReadEnd(); again == nil || again.IsOpen() {
+		t.Errorf("second TakeReadEnd: got %v, want a closed non-nil end", again)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if w := p.TakeWriteEnd(); w == nil || w.IsOpen() {
+		t.Errorf("TakeWriteEnd after Close: got %v, want a closed non-nil end", w)
+	}
+	// The taken read end is open and sees that Close closed the write end.
+	if !r.IsOpen() {
+		t.Fatal("TokenPipe.Close closed the end taken before")
+	}
+	if tok, err := r.TokenRead(); err != io.EOF {
+		t.Fatalf("read after TokenPipe.Close closed the untaken write end: got (%d, %v), want io.EOF", tok, err)
+	}
+
+	var nilPipe *tokenpipe.TokenPipe
+	if e := nilPipe.TakeReadEnd(); e == nil || e.IsOpen() {
+		t.Errorf("TakeReadEnd on nil *TokenPipe: got %v, want a closed non-nil end", e)
+	}
+	if err := nilPipe.Close(); err != nil {
+		t.Errorf("Close on nil *TokenPipe: %v", err)
+	}
+	var zero tokenpipe.TokenPipe
+	if e := zero.TakeWriteEnd(); e == nil || e.IsOpen() {
+		t.Errorf("TakeWriteEnd on zero TokenPipe: got %v, want a closed non-nil end", e)
+	}
+}
+
+// Contract 3: every byte comes out once, in order.
+func TestEveryTokenInOrder(t *testing.T) {
+	r, w := mustMake(t)
+	for i := range 256 {
+		if err := w.TokenWrite(byte(i)); err != nil {
+			t.Fatalf("TokenWrite(%d): %v", i, err)
+		}
+	}
+	for i := range 256 {
+		tok, err := r.TokenRead()
+		if err != nil || tok != byte(i) {
+			t.Fatalf("read %d: got (%d, %v), want (%d, nil)", i, tok, err, i)
+		}
+	}
+}
+
+// Contract 3: many writers and readers on one pipe lose and invent nothing.
+func TestConcurrentWritersAndReaders(t *testing.T) {
+	const writers, readers, rounds = 4, 4, 4
+	r, w := mustMake(t)
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for range rounds {
+				for tok := range 256 {
+					if err := w.TokenWrite(byte(tok)); err != nil {
+						t.Errorf("TokenWrite: %v", err)
+						return
+					}
+				}
+			}
+		})
+	}
+	counts := make(chan [256]int, readers)
+	for range readers {
+		go func() {
+			var c [256]int
+			for {
+				tok, err := r.TokenRead()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Errorf("TokenRead: %v", err)
+					break
+				}
+				c[tok]++
+			}
+			counts <- c
+		}()
+	}
+	wg.Wait()
+	w.Close() // readers stop at end of stream
+	var total [256]int
+	for range readers {
+		select {
+		case c := <-counts:
+			for i, n := range c {
+				total[i] += n
+			}
+		case <-time.After(hangGuard):
+			t.Fatal("readers did not reach end of stream")
+		}
+	}
+	for tok, n := range total {
+		if n != writers*rounds {
+			t.Errorf("token %d read %d times, want %d", tok, n, writers*rounds)
+		}
+	}
+}
+
+// Contract 4: end of stream comes after the last token and is never a token.
+func TestEndOfStream(t *testing.T) {
+	r, w := mustMake(t)
+	for _, tok := range []byte{0, 1, 255} {
+		if err := w.TokenWrite(tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	for _, want := range []byte{0, 1, 255} {
+		if tok, err := r.TokenRead(); tok != want || err != nil {
+			t.Fatalf("got (%d, %v), want (%d, nil)", tok, err, want)
+		}
+	}
+	for range 2 {
+		if tok, err := r.TokenRead(); tok != 0 || err != io.EOF {
+			t.Fatalf("after the last token: got (%d, %v), want (0, io.EOF)", tok, err)
+		}
+		if tok, err := r.TokenReadContext(context.Background()); tok != 0 || err != io.EOF {
+			t.Fatalf("TokenReadContext after the last token: got (%d, %v), want (0, io.EOF)", tok, err)
+		}
+	}
+}
+
+// Contract 5: writing with no reader left is io.ErrClosedPipe, not SIGPIPE.
+func TestWriteWithoutReader(t *testing.T) {
+	r, w := mustMake(t)
+	r.Close()
+	for range 2 {
+		err := w.TokenWrite(1)
+		if !errors.Is(err, io.ErrClosedPipe) {
+			t.Fatalf("TokenWrite with the read end closed: got %v, want io.ErrClosedPipe", err)
+		}
+		if !strings.Contains(err.Error(), "TokenWrite") {
+			t.Errorf("error %q does not name the operation", err)
+		}
+	}
+}
+
+// Contract 6: closed, moved-from, zero and nil ends all fail the same way.
+func TestClosedEnds(t *testing.T) {
+	closed := func(t *testing.T) *tokenpipe.TokenPipeEnd {
+		r, _ := mustMake(t)
+		r.Close()
+		return r
+	}
+	ends := map[string]func(t *testing.T) *tokenpipe.TokenPipeEnd{
+		"closed": closed,
+		"closed twice": func(t *testing.T) *tokenpipe.TokenPipeEnd {
+			e := closed(t)
+			if err := e.Close(); err != nil {
+				t.Fatalf("second Close: %v", err)
+			}
+			return e
+		},
+		"moved from": func(t *testing.T) *tokenpipe.TokenPipeEnd {
+			r, _ := mustMake(t)
+			var to tokenpipe.TokenPipeEnd
+			if err := to.AssignFrom(r); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { to.Close() })
+			return r
+		},
+		"taken twice": func(t *testing.T) *tokenpipe.TokenPipeEnd {
+			p, _ := tokenpipe.Make()
+			t.Cleanup(func() { p.Close() })
+			p.TakeWriteEnd().Close()
+			return p.TakeWriteEnd()
+		},
+		"zero": func(*testing.T) *tokenpipe.TokenPipeEnd { return new(tokenpipe.TokenPipeEnd) },
+		"nil":  func(*testing.T) *tokenpipe.TokenPipeEnd { return nil },
+	}
+	for name, get := range ends {
+		t.Run(name, func(t *testing.T) {
+			e := get(t)
+			if e.IsOpen() {
+				t.Error("IsOpen() = true")
+			}
+			check := func(op string, err error) {
+				t.Helper()
+				if !errors.Is(err, os.ErrClosed) {
+					t.Errorf("%s: got %v, want an error matching os.ErrClosed", op, err)
+				} else if !strings.Contains(err.Error(), op) {
+					t.Errorf("%s: error %q does not name the operation", op, err)
+				}
+			}
+			check("TokenWrite", e.TokenWrite(1))
+			_, err := e.TokenRead()
+			check("TokenRead", err)
+			_, err = e.TokenReadContext(context.Background())
+			check("TokenReadContext", err)
+			check("ExportTo", e.ExportTo(exec.Command("true"), "X"))
+			for range 2 {
+				if err := e.Close(); err != nil {
+					t.Errorf("Close: %v, want nil", err)
+				}
+			}
+		})
+	}
+}
+
+// Contract 7: Close unblocks a blocked reader, whichever read it is.
+func TestCloseUnblocksReader(t *testing.T) {
+	reads := map[string]func(e *tokenpipe.TokenPipeEnd) (byte, error){
+		"TokenRead": (*tokenpipe.TokenPipeEnd).TokenRead,
+		"TokenReadContext": func(e *tokenpipe.TokenPipeEnd) (byte, error) {
+			return e.TokenReadContext(context.Background())
+		},
+		"TokenReadContext with deadline": func(e *tokenpipe.TokenPipeEnd) (byte, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+			defer cancel()
+			return e.TokenReadContext(ctx)
+		},
+	}
+	for name, read := range reads {
+		t.Run(name, func(t *testing.T) {
+			// Many rounds, so that Close lands both before and while the
+			// reader waits in the system call; either must end the read.
+			for range 50 {
+				r, _ := mustMake(t)
+				started, done := readAsync(func() (byte, error) { return read(r) })
+				<-started
+				if err := r.Close(); err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+				if res := await(t, done, name+" after Close"); !errors.Is(res.err, os.ErrClosed) {
+					t.Fatalf("got (%d, %v), want an error matching os.ErrClosed", res.tok, res.err)
+				}
+			}
+		})
+	}
+}
+
+// Contract 8: a context ends a read without losing the next token.
+func TestReadContext(t *testing.T) {
+	r, w := mustMake(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if tok, err := r.TokenReadContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("deadline: got (%d, %v), want context.DeadlineExceeded", tok, err)
+	}
+	if tok, err := r.TokenReadContext(ctx); err != context.DeadlineExceeded {
+		t.Fatalf("already past deadline: got (%d, %v), want context.DeadlineExceeded", tok, err)
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	started, done := readAsync(func() (byte, error) { return r.TokenReadContext(ctx) })
+	<-started
+	cancel()
+	if res := await(t, done, "read after cancel"); res.err != context.Canceled {
+		t.Fatalf("cancel: got (%d, %v), want context.Canceled", res.tok, res.err)
+	}
+
+	// The end still works, and nothing written after the cancellation is lost.
+	if err := w.TokenWrite(7); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := r.TokenReadContext(context.Background()); tok != 7 || err != nil {
+		t.Fatalf("after cancellations: got (%d, %v), want (7, nil)", tok, err)
+	}
+	w.Close()
+	ctx, cancel = context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	if tok, err := r.TokenReadContext(ctx); err != io.EOF {
+		t.Fatalf("end of stream: got (%d, %v), want io.EOF", tok, err)
+	}
+
+	var nilCtx context.Context
+	if _, err := r.TokenReadContext(nilCtx); !errors.Is(err, os.ErrInvalid) {
+		t.Errorf("nil context: got %v, want an error matching os.ErrInvalid", err)
+	}
+}
+
+// Contract 8: one reader's cancellation does not disturb another reader.
+func TestReadContextBesideOtherReaders(t *testing.T) {
+	r, w := mustMake(t)
+	for range 20 {
+		_, plain := readAsync(r.TokenRead)
+		long, cancelLong := context.WithTimeout(context.Background(), time.Hour)
+		_, patient := readAsync(func() (byte, error) { return r.TokenReadContext(long) })
+		ctx, cancel := context.WithCancel(context.Background())
+		started, cancelled := readAsync(func() (byte, error) { return r.TokenReadContext(ctx) })
+		<-started
+		cancel()
+		if res := await(t, cancelled, "cancelled read"); res.err != context.Canceled && res.err != nil {
+			t.Fatalf("cancelled read: got (%d, %v), want context.Canceled", res.tok, res.err)
+		} else if res.err == nil {
+			t.Fatalf("cancelled read got token %d that nobody wrote", res.tok)
+		}
+		for _, tok := range []byte{1, 2} {
+			if err := w.TokenWrite(tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a, b := await(t, plain, "plain read"), await(t, patient, "read with a live context")
+		if a.err != nil || b.err != nil || a.tok+b.tok != 3 {
+			t.Fatalf("readers beside a cancelled one got (%d, %v) and (%d, %v), want tokens 1 and 2", a.tok, a.err, b.tok, b.err)
+		}
+		cancelLong()
+	}
+}
+
+// Contract 9: AssignFrom moves, closes what it replaces, and tolerates itself.
+func TestAssignFrom(t *testing.T) {
+	r, w := mustMake(t)
+	var ep tokenpipe.TokenPipeEnd // the bitcoind pattern
+	defer ep.Close()
+	if err := ep.AssignFrom(r); err != nil {
+		t.Fatal(err)
+	}
+	if r.IsOpen() || !ep.IsOpen() {
+		t.Fatalf("after the move: source open %v, destination open %v", r.IsOpen(), ep.IsOpen())
+	}
+	if err := ep.AssignFrom(&ep); err != nil || !ep.IsOpen() {
+		t.Fatalf("self-assignment: err %v, open %v; want nil, true", err, ep.IsOpen())
+	}
+	w.TokenWrite(5)
+	if tok, err := ep.TokenRead(); tok != 5 || err != nil {
+		t.Fatalf("read through the moved end: got (%d, %v), want (5, nil)", tok, err)
+	}
+
+	// Assigning over an open end closes it: its writer sees the pipe broken.
+	r2, w2 := mustMake(t)
+	if err := ep.AssignFrom(r2); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.TokenWrite(1); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("write to the replaced end: got %v, want io.ErrClosedPipe", err)
+	}
+	w2.TokenWrite(6)
+	if tok, err := ep.TokenRead(); tok != 6 || err != nil {
+		t.Fatalf("read through the new end: got (%d, %v), want (6, nil)", tok, err)
+	}
+
+	if err := ep.AssignFrom(nil); err != nil || ep.IsOpen() {
+		t.Fatalf("assign from nil: err %v, open %v; want nil, false", err, ep.IsOpen())
+	}
+	if err := w2.TokenWrite(1); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("assigning from nil left the old end open: write got %v", err)
+	}
+
+	r3, _ := mustMake(t)
+	var nilEnd *tokenpipe.TokenPipeEnd
+	if err := nilEnd.AssignFrom(r3); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("AssignFrom on nil receiver: got %v, want os.ErrClosed", err)
+	}
+	if !r3.IsOpen() {
+		t.Fatal("AssignFrom on nil receiver closed its argument")
+	}
+}
+
+// Contract 10: no descriptor or handle survives Close.
+func TestNoHandleLeak(t *testing.T) {
+	cycle := func() {
+		p, err := tokenpipe.Make()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, w := p.TakeReadEnd(), p.TakeWriteEnd()
+		w.TokenWrite(1)
+		r.TokenRead()
+		var moved tokenpipe.TokenPipeEnd
+		moved.AssignFrom(r)
+		moved.Close()
+		w.Close()
+		p.Close()
+		p, err = tokenpipe.Make() // closed untaken
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+	}
+	cycle() // the first use of the poller opens its own descriptors
+	before := tokenpipe.OpenHandles(t)
+	for range 2000 {
+		cycle()
+	}
+	if after := tokenpipe.OpenHandles(t); after != before {
+		t.Fatalf("open handles went from %d to %d over 2000 Make/Close cycles", before, after)
+	}
+}
+
+// Contract 11: a token costs no allocation.
+func TestZeroAllocsPerToken(t *testing.T) {
+	r, w := mustMake(t)
+	allocs := testing.AllocsPerRun(1000, func() {
+		if err := w.TokenWrite(1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.TokenRead(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per TokenWrite+TokenRead, want 0", allocs)
+	}
+}

@@ -1,0 +1,267 @@
+package tokenpipe
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/windows"
+)
+
+// sysFile is an open pipe end: an anonymous pipe handle used with synchronous
+// ReadFile and WriteFile, on which CancelIoEx interrupts a pending call.
+//
+// Why synchronous: a handle opened for overlapped I/O can join the runtime's
+// completion port (Go 1.25 and later), which gives deadlines for free, but a
+// handle belongs to one completion port for life, so an end handed to a Go
+// child could not join the child's, and a child not written in Go expects
+// plain ReadFile and WriteFile to work. Synchronous ends hand off both ways.
+//
+// Why not *os.File: its Close calls CancelIoEx once and then waits for the
+// pending read, which hangs if the reader had checked the handle but not yet
+// entered ReadFile. sysFile counts its calls under way and keeps cancelling
+// until they have all returned, and only then closes the handle, so
+// CancelIoEx never lands on a handle value that was closed and reused.
+type sysFile struct {
+	h windows.Handle
+
+	mu          sync.Mutex
+	idle        sync.Cond // broadcast when inflight drops or cancelling ends
+	inflight    int       // ReadFile and WriteFile calls under way
+	closing     bool
+	interrupted bool
+	cancelling  bool // cancelLoop is running
+
+	cleanup runtime.Cleanup // closes h if the end is dropped unclosed
+}
+
+// maxEndValue is the largest value FromEnv accepts: a handle is a pointer.
+const maxEndValue = math.MaxUint
+
+// makePipe creates a pipe whose ends are not inheritable.
+func makePipe() (r, w *sysFile, err error) {
+	var rh, wh windows.Handle
+	// A nil SECURITY_ATTRIBUTES makes both handles not inheritable.
+	if err := windows.CreatePipe(&rh, &wh, nil, 0); err != nil {
+		return nil, nil, os.NewSyscallError("CreatePipe", err)
+	}
+	return newSysFile(rh), newSysFile(wh), nil
+}
+
+func newSysFile(h windows.Handle) *sysFile {
+	s := &sysFile{h: h}
+	s.idle.L = &s.mu
+	s.cleanup = runtime.AddCleanup(s, func(h windows.Handle) { windows.CloseHandle(h) }, h)
+	return s
+}
+
+// read reads one token into b. It returns io.EOF at end of stream,
+// errInterrupted while setInterrupted(true) is in force, and an error matching
+// os.ErrClosed once close has begun.
+func (s *sysFile) read(b *scratch) (byte, error) {
+	for {
+		if err := s.begin(true); err != nil {
+			return 0, err
+		}
+		err := windows.ReadFile(s.h, b.b[:], &b.n, nil)
+		closing, interrupted := s.end()
+		switch {
+		case err == nil && b.n == 1:
+			return b.b[0], nil
+		case err == windows.ERROR_BROKEN_PIPE:
+			return 0, io.EOF // every write handle is closed
+		case err == windows.ERROR_OPERATION_ABORTED && closing:
+			return 0, os.ErrClosed
+		case err == windows.ERROR_OPERATION_ABORTED && interrupted:
+			return 0, errInterrupted
+		case err != nil && err != windows.ERROR_OPERATION_ABORTED:
+			return 0, err
+		}
+		// A zero-byte write at the other end completes ReadFile with nothing
+		// read, and an abort whose cause is over leaves nothing to report.
+	}
+}
+
+// write writes the token in b. A broken pipe gives an error for which
+// isBrokenPipe holds.
+func (s *sysFile) write(b *scratch) error {
+	for {
+		if err := s.begin(false); err != nil {
+			return err
+		}
+		err := windows.WriteFile(s.h, b.b[:], &b.n, nil)
+		closing, _ := s.end()
+		switch {
+		case err == nil && b.n == 1:
+			return nil
+		case err == windows.ERROR_OPERATION_ABORTED && closing:
+			return os.ErrClosed
+		case err != nil && err != windows.ERROR_OPERATION_ABORTED:
+			return err
+		}
+		// Aborted by an interrupt meant for readers of this handle: the byte
+		// was not written, so write it again.
+	}
+}
+
+// setInterrupted makes pending and later reads return errInterrupted while
+// on is true.
+func (s *sysFile) setInterrupted(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.interrupted = on
+	s.startCancelling()
+}
+
+// close closes the end, waking pending reads and writes.
+func (s *sysFile) close() error {
+	s.mu.Lock()
+	s.closing = true
+	s.startCancelling()
+	for s.inflight > 0 || s.cancelling {
+		s.idle.Wait()
+	}
+	s.mu.Unlock()
+	s.cleanup.Stop()
+	return os.NewSyscallError("CloseHandle", windows.CloseHandle(s.h))
+}
+
+// export makes cmd's child inherit the end and returns the value that names
+// it in the child.
+func (s *sysFile) export(cmd *exec.Cmd) (string, error) {
+	if err := s.begin(false); err != nil {
+		return "", err
+	}
+	defer s.end()
+	// PROC_THREAD_ATTRIBUTE_HANDLE_LIST, which os/exec uses, takes only
+	// inheritable handles (Wine does not check this; Windows does), and it
+	// keeps the handle out of every child but cmd's:
+	// https://learn.microsoft.com/windows/win32/api/processthreadsapi/nf-processthreadsapi-updateprocthreadattribute
+	err := windows.SetHandleInformation(s.h, windows.HANDLE_FLAG_INHERIT, windows.HANDLE_FLAG_INHERIT)
+	if err != nil {
+		return "", os.NewSyscallError("SetHandleInformation", err)
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = new(syscall.SysProcAttr)
+	}
+	cmd.SysProcAttr.AdditionalInheritedHandles = append(cmd.SysProcAttr.AdditionalInheritedHandles, syscall.Handle(s.h))
+	// An inherited handle has the same value in the child.
+	return strconv.FormatUint(uint64(s.h), 10), nil
+}
+
+// importEnd takes over the inherited end that n names, or returns an error
+// saying why n names none, leaving it untouched.
+func importEnd(n uint64) (*sysFile, error) {
+	h := windows.Handle(n)
+	for _, std := range []uint32{windows.STD_INPUT_HANDLE, windows.STD_OUTPUT_HANDLE, windows.STD_ERROR_HANDLE} {
+		if sh, err := windows.GetStdHandle(std); err == nil && sh == h && h != 0 {
+			return nil, fmt.Errorf("handle %d is standard input, output or error, never an exported end: %w", n, os.ErrInvalid)
+		}
+	}
+	t, err := windows.GetFileType(h)
+	if err != nil {
+		return nil, fmt.Errorf("handle %d is not open: %w", n, os.NewSyscallError("GetFileType", err))
+	}
+	if t != windows.FILE_TYPE_PIPE {
+		return nil, fmt.Errorf("handle %d is a %s, not a pipe: %w", n, fileType(t), os.ErrInvalid)
+	}
+	if err := windows.SetHandleInformation(h, windows.HANDLE_FLAG_INHERIT, 0); err != nil {
+		return nil, fmt.Errorf("handle %d: %w", n, os.NewSyscallError("SetHandleInformation", err))
+	}
+	return newSysFile(h), nil
+}
+
+// isBrokenPipe reports whether a write failed because every read end is
+// closed.
+func isBrokenPipe(err error) bool {
+	// WriteFile fails with ERROR_NO_DATA ("the pipe is being closed") once the
+	// read handle is closed; ERROR_BROKEN_PIPE is the same news, worded so by
+	// some Windows versions and by Wine.
+	return err == windows.ERROR_NO_DATA || err == windows.ERROR_BROKEN_PIPE
+}
+
+// envKeyEqual reports whether two environment variable names are the same.
+func envKeyEqual(a, b string) bool {
+	return strings.EqualFold(a, b) // Windows ignores case in names
+}
+
+// begin registers a call under way, or says why none may start.
+func (s *sysFile) begin(read bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closing:
+		return os.ErrClosed
+	case read && s.interrupted:
+		return errInterrupted
+	}
+	s.inflight++
+	return nil
+}
+
+// end unregisters a call and reports why it might have been cancelled.
+func (s *sysFile) end() (closing, interrupted bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight--; s.inflight == 0 {
+		s.idle.Broadcast()
+	}
+	return s.closing, s.interrupted
+}
+
+// startCancelling starts cancelLoop if calls under way must be cancelled.
+// s.mu must be held.
+func (s *sysFile) startCancelling() {
+	if !s.cancelling && s.mustCancel() {
+		s.cancelling = true
+		go s.cancelLoop()
+	}
+}
+
+func (s *sysFile) mustCancel() bool {
+	return s.inflight > 0 && (s.closing || s.interrupted)
+}
+
+// cancelLoop calls CancelIoEx until no call that must end is under way.
+//
+// It has to repeat: a caller counted in inflight may not have entered ReadFile
+// yet when CancelIoEx runs, which then cancels nothing, and Windows offers no
+// way to learn when a thread has entered a synchronous call. Each round is
+// cheap and the rounds stop as soon as the calls have returned. The handle
+// stays open meanwhile: close waits for this loop to end.
+func (s *sysFile) cancelLoop() {
+	delay := 20 * time.Microsecond
+	for {
+		s.mu.Lock()
+		if !s.mustCancel() {
+			s.cancelling = false
+			s.idle.Broadcast()
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		windows.CancelIoEx(s.h, nil) // ERROR_NOT_FOUND when nothing was pending
+		time.Sleep(delay)
+		delay = min(2*delay, 5*time.Millisecond)
+	}
+}
+
+func fileType(t uint32) string {
+	switch t {
+	case windows.FILE_TYPE_DISK:
+		return "disk file"
+	case windows.FILE_TYPE_CHAR:
+		return "character device"
+	case windows.FILE_TYPE_REMOTE:
+		return "remote file"
+	}
+	return "handle of unknown type"
+}
