@@ -47,7 +47,9 @@ func helperCommand(t testing.TB, name string, args ...string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), helperEnv+"="+name)
+	// A race-enabled binary sleeps a second at exit unless told otherwise.
+	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
+	cmd.Env = append(os.Environ(), helperEnv+"="+name, "GORACE="+gorace)
 	cmd.Stderr = os.Stderr
 	return cmd
 }
@@ -542,4 +544,28 @@ func TestZeroAllocsPerToken(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%v allocations per TokenWrite+TokenRead, want 0", allocs)
 	}
+}
+
+// openNonPipe opens a regular file and returns its handle.
+func openNonPipe(t testing.TB) uintptr {
+	t.Helper()
+	return createTemp(t).Fd()
+}
+
+// createTemp creates a temporary file, closed and removed after the test.
+// (Not in t.TempDir: Go 1.26's RemoveAll fails under Wine 8 with "Invalid
+// function", while os.Remove works.)
+func createTemp(t testing.TB) *os.File {
+	t.Helper()
+	f, err := os.CreateTemp("", "tokenpipe-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		f.Close()
+		if err := os.Remove(f.Name()); err != nil {
+			t.Error(err)
+		}
+	})
+	return f
 }

@@ -44,3 +44,42 @@ func OpenHandles(t testing.TB) int {
 	}
 	return len(entries)
 }
+
+// SetInheritable sets or clears what Inheritable reports.
+func SetInheritable(t testing.TB, h uintptr, on bool) {
+	t.Helper()
+	flags := 0
+	if !on {
+		flags = unix.FD_CLOEXEC
+	}
+	if _, err := unix.FcntlInt(h, unix.F_SETFD, flags); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RawInheritablePipe makes a pipe as a parent would hand it down: r is a bare
+// inheritable descriptor for FromEnv to take, w an *os.File to write to it.
+func RawInheritablePipe(t testing.TB) (r uintptr, w *os.File) {
+	t.Helper()
+	var p [2]int
+	if err := unix.Pipe(p[:]); err != nil {
+		t.Fatal(err)
+	}
+	w = os.NewFile(uintptr(p[1]), "w")
+	t.Cleanup(func() { w.Close() })
+	return uintptr(p[0]), w
+}
+
+// OpenSocket opens a socket and returns its handle.
+func OpenSocket(t testing.TB) uintptr {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return uintptr(fd)
+}
+
+// StdHandles returns the handles of standard input, output and error.
+func StdHandles() []uintptr { return []uintptr{0, 1, 2} }

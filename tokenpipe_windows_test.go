@@ -1,6 +1,7 @@
 package tokenpipe
 
 import (
+	"os"
 	"testing"
 	"unsafe"
 
@@ -53,4 +54,57 @@ func OpenHandles(t testing.TB) int {
 		t.Skipf("cannot count handles on this system: GetProcessHandleCount: %v", err)
 	}
 	return int(n)
+}
+
+// SetInheritable sets or clears what Inheritable reports.
+func SetInheritable(t testing.TB, h uintptr, on bool) {
+	t.Helper()
+	var flags uint32
+	if on {
+		flags = windows.HANDLE_FLAG_INHERIT
+	}
+	if err := windows.SetHandleInformation(windows.Handle(h), windows.HANDLE_FLAG_INHERIT, flags); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RawInheritablePipe makes a pipe as a parent would hand it down: r is a bare
+// inheritable handle for FromEnv to take, w an *os.File to write to it.
+func RawInheritablePipe(t testing.TB) (r uintptr, w *os.File) {
+	t.Helper()
+	var rh, wh windows.Handle
+	sa := windows.SecurityAttributes{InheritHandle: 1}
+	sa.Length = uint32(unsafe.Sizeof(sa))
+	if err := windows.CreatePipe(&rh, &wh, &sa, 0); err != nil {
+		t.Fatal(err)
+	}
+	w = os.NewFile(uintptr(wh), "w")
+	t.Cleanup(func() { w.Close() })
+	return uintptr(rh), w
+}
+
+// OpenSocket opens a socket and returns its handle.
+func OpenSocket(t testing.TB) uintptr {
+	t.Helper()
+	var d windows.WSAData
+	if err := windows.WSAStartup(uint32(0x202), &d); err != nil {
+		t.Fatal(err)
+	}
+	s, err := windows.Socket(windows.AF_INET, windows.SOCK_STREAM, windows.IPPROTO_TCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { windows.Closesocket(s) })
+	return uintptr(s)
+}
+
+// StdHandles returns the handles of standard input, output and error.
+func StdHandles() []uintptr {
+	var hs []uintptr
+	for _, std := range []uint32{windows.STD_INPUT_HANDLE, windows.STD_OUTPUT_HANDLE, windows.STD_ERROR_HANDLE} {
+		if h, err := windows.GetStdHandle(std); err == nil && h != 0 && h != windows.InvalidHandle {
+			hs = append(hs, uintptr(h))
+		}
+	}
+	return hs
 }
