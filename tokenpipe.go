@@ -119,7 +119,15 @@ func (p *TokenPipe) Close() error {
 	if p == nil {
 		return nil
 	}
-	return errors.Join(p.TakeReadEnd().Close(), p.TakeWriteEnd().Close())
+	return errors.Join(closeEnd(p.read.Swap(nil)), closeEnd(p.write.Swap(nil)))
+}
+
+// closeEnd closes f unless it is nil.
+func closeEnd(f *endFile) error {
+	if f == nil {
+		return nil
+	}
+	return wrapErr("Close", f.sys.close())
 }
 
 // TokenWrite writes one token. It blocks only while the pipe is full, which
@@ -166,10 +174,7 @@ func (e *TokenPipeEnd) Close() error {
 	if e == nil {
 		return nil
 	}
-	if f := e.f.Swap(nil); f != nil {
-		return wrapErr("Close", f.sys.close())
-	}
-	return nil
+	return closeEnd(e.f.Swap(nil))
 }
 
 // IsOpen reports whether e holds an open end (an exported end is still open

@@ -42,16 +42,24 @@ func TestMain(m *testing.M) {
 // helperCommand returns a command that runs the named helper in a child.
 func helperCommand(t testing.TB, name string, args ...string) *exec.Cmd {
 	t.Helper()
-	exe, err := os.Executable()
+	cmd, err := newHelperCommand(name, args...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return cmd
+}
+
+func newHelperCommand(name string, args ...string) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
 	}
 	cmd := exec.Command(exe, args...)
 	// A race-enabled binary sleeps a second at exit unless told otherwise.
 	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
 	cmd.Env = append(os.Environ(), helperEnv+"="+name, "GORACE="+gorace)
 	cmd.Stderr = os.Stderr
-	return cmd
+	return cmd, nil
 }
 
 func init() {

@@ -18,10 +18,11 @@ import (
 
 // sysFile is an open pipe end: a non-blocking descriptor in an *os.File, so
 // that reads wait in the runtime poller, where read deadlines interrupt them
-// and Close wakes them.
-type sysFile struct {
-	f *os.File
-}
+// and Close wakes them. It is an os.File so that it costs no allocation of its
+// own.
+type sysFile os.File
+
+func (s *sysFile) file() *os.File { return (*os.File)(s) }
 
 // maxEndValue is the largest value FromEnv accepts: a descriptor is an int32.
 const maxEndValue = math.MaxInt32
@@ -32,7 +33,7 @@ func makePipe() (r, w *sysFile, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &sysFile{rf}, &sysFile{wf}, nil
+	return (*sysFile)(rf), (*sysFile)(wf), nil
 }
 
 // read reads one token into b. It returns io.EOF at end of stream,
@@ -40,7 +41,7 @@ func makePipe() (r, w *sysFile, err error) {
 // os.ErrClosed once close has begun.
 func (s *sysFile) read(b *scratch) (byte, error) {
 	for {
-		n, err := s.f.Read(b.b[:])
+		n, err := s.file().Read(b.b[:])
 		switch {
 		case n == 1:
 			return b.b[0], nil
@@ -59,7 +60,7 @@ func (s *sysFile) read(b *scratch) (byte, error) {
 func (s *sysFile) write(b *scratch) error {
 	// Go ignores SIGPIPE for descriptors other than 1 and 2, which FromEnv
 	// refuses, so a broken pipe is EPIPE here rather than the end of us.
-	_, err := s.f.Write(b.b[:])
+	_, err := s.file().Write(b.b[:])
 	return err
 }
 
@@ -70,12 +71,12 @@ func (s *sysFile) setInterrupted(on bool) {
 	if on {
 		deadline = time.Unix(1, 0) // long past
 	}
-	s.f.SetReadDeadline(deadline) // fails only once closed, when reads fail anyway
+	s.file().SetReadDeadline(deadline) // fails only once closed, when reads fail anyway
 }
 
 // close closes the end, waking pending reads and writes.
 func (s *sysFile) close() error {
-	return s.f.Close()
+	return s.file().Close()
 }
 
 // export makes cmd's child inherit the end and returns the value that names
@@ -84,13 +85,13 @@ func (s *sysFile) export(cmd *exec.Cmd) (string, error) {
 	// The child shares our open file description, and O_NONBLOCK lives there:
 	// a child not written in Go expects the blocking pipe it would get from a
 	// shell, and FromEnv makes it non-blocking again for a Go child.
-	err := control(s.f, func(fd int) error { return unix.SetNonblock(fd, false) })
+	err := control(s.file(), func(fd int) error { return unix.SetNonblock(fd, false) })
 	if err != nil {
 		return "", err
 	}
 	// os/exec numbers ExtraFiles from 3 in the child.
 	value := strconv.Itoa(3 + len(cmd.ExtraFiles))
-	cmd.ExtraFiles = append(cmd.ExtraFiles, s.f)
+	cmd.ExtraFiles = append(cmd.ExtraFiles, s.file())
 	return value, nil
 }
 
@@ -116,7 +117,7 @@ func importEnd(n uint64) (*sysFile, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return nil, fmt.Errorf("descriptor %d: %w", fd, os.NewSyscallError("fcntl", err))
 	}
-	return &sysFile{os.NewFile(uintptr(fd), "tokenpipe-"+strconv.Itoa(fd))}, nil
+	return (*sysFile)(os.NewFile(uintptr(fd), "tokenpipe-"+strconv.Itoa(fd))), nil
 }
 
 // isBrokenPipe reports whether a write failed because every read end is

@@ -13,7 +13,7 @@ import (
 func OSHandle(t testing.TB, e *TokenPipeEnd) uintptr {
 	t.Helper()
 	var h uintptr
-	if err := control(e.f.Load().sys.f, func(fd int) error { h = uintptr(fd); return nil }); err != nil {
+	if err := control(e.f.Load().sys.file(), func(fd int) error { h = uintptr(fd); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return h

@@ -1,0 +1,213 @@
+//go:build unix || windows
+
+package tokenpipe_test
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/tokenpipe/tokenpipe"
+)
+
+// Every benchmark has a tokenpipe and an os.Pipe variant doing the same work,
+// so that one run shows the ratio.
+
+// One goroutine writes a token and reads it back.
+func BenchmarkWriteRead(b *testing.B) {
+	b.Run("impl=tokenpipe", func(b *testing.B) {
+		r, w := mustMake(b)
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := w.TokenWrite(1); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := r.TokenRead(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("impl=os.Pipe", func(b *testing.B) {
+		r, w := osPipe(b)
+		buf := make([]byte, 1)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := w.Write(buf); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := r.Read(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// Two goroutines pass a token back and forth over two pipes.
+func BenchmarkRoundTrip(b *testing.B) {
+	b.Run("impl=tokenpipe", func(b *testing.B) {
+		pingR, pingW := mustMake(b)
+		pongR, pongW := mustMake(b)
+		go echoTokens(pingR, pongW)
+		b.ReportAllocs()
+		for b.Loop() {
+			pingW.TokenWrite(1)
+			if _, err := pongR.TokenRead(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		pingW.Close()
+	})
+	b.Run("impl=os.Pipe", func(b *testing.B) {
+		pingR, pingW := osPipe(b)
+		pongR, pongW := osPipe(b)
+		go echoBytes(pingR, pongW)
+		buf := make([]byte, 1)
+		b.ReportAllocs()
+		for b.Loop() {
+			pingW.Write(buf)
+			if _, err := pongR.Read(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		pingW.Close()
+	})
+}
+
+// A token goes to a child process, which sends it back: the handshake's cost
+// between two processes. The parent must not allocate.
+func BenchmarkRoundTripProcess(b *testing.B) {
+	b.Run("impl=tokenpipe", func(b *testing.B) {
+		pingR, pingW := mustMake(b)
+		pongR, pongW := mustMake(b)
+		cmd := helperCommand(b, "echo-tokens")
+		if err := pingR.ExportTo(cmd, "TOKENPIPE_BENCH_IN"); err != nil {
+			b.Fatal(err)
+		}
+		if err := pongW.ExportTo(cmd, "TOKENPIPE_BENCH_OUT"); err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		pingR.Close()
+		pongW.Close()
+		b.ReportAllocs()
+		for b.Loop() {
+			pingW.TokenWrite(1)
+			if _, err := pongR.TokenRead(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		pingW.Close()
+		if err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	})
+	b.Run("impl=os.Pipe", func(b *testing.B) {
+		pingR, pingW := osPipe(b)
+		pongR, pongW := osPipe(b)
+		cmd := helperCommand(b, "echo-bytes")
+		cmd.Stdin, cmd.Stdout = pingR, pongW
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		pingR.Close()
+		pongW.Close()
+		buf := make([]byte, 1)
+		b.ReportAllocs()
+		for b.Loop() {
+			pingW.Write(buf)
+			if _, err := pongR.Read(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		pingW.Close()
+		if err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+func init() {
+	helpers["echo-tokens"] = func() int {
+		in, err := tokenpipe.FromEnv("TOKENPIPE_BENCH_IN")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		out, err := tokenpipe.FromEnv("TOKENPIPE_BENCH_OUT")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		echoTokens(in, out)
+		return 0
+	}
+	helpers["echo-bytes"] = func() int {
+		echoBytes(os.Stdin, os.Stdout)
+		return 0
+	}
+}
+
+// echoTokens sends back every token until end of stream, then closes both.
+func echoTokens(in, out *tokenpipe.TokenPipeEnd) {
+	defer in.Close()
+	defer out.Close()
+	for {
+		tok, err := in.TokenRead()
+		if err != nil || out.TokenWrite(tok) != nil {
+			return
+		}
+	}
+}
+
+// echoBytes is echoTokens for files.
+func echoBytes(in io.ReadCloser, out io.WriteCloser) {
+	defer in.Close()
+	defer out.Close()
+	buf := make([]byte, 1)
+	for {
+		if _, err := in.Read(buf); err != nil {
+			return
+		}
+		if _, err := out.Write(buf); err != nil {
+			return
+		}
+	}
+}
+
+func BenchmarkMakeClose(b *testing.B) {
+	b.Run("impl=tokenpipe", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			p, err := tokenpipe.Make()
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.Close()
+		}
+	})
+	b.Run("impl=os.Pipe", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r, w, err := os.Pipe()
+			if err != nil {
+				b.Fatal(err)
+			}
+			r.Close()
+			w.Close()
+		}
+	})
+}
+
+func osPipe(b *testing.B) (r, w *os.File) {
+	b.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close(); w.Close() })
+	return r, w
+}
+
