@@ -210,4 +210,3 @@ func osPipe(b *testing.B) (r, w *os.File) {
 	b.Cleanup(func() { r.Close(); w.Close() })
 	return r, w
 }
-
