@@ -66,6 +66,7 @@ var ErrNotExported = errors.New("no token pipe end was exported to this process"
 // The zero value has no ends: both Take methods return closed ends.
 type TokenPipe struct {
 	read, write atomic.Pointer[endFile]
+	ends        [2]endFile // allocated with the pipe, to make Make cheaper
 }
 
 // TokenPipeEnd is one end of a token pipe. The zero value and a nil
@@ -86,9 +87,9 @@ func Make() (*TokenPipe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenpipe: Make: %w", err)
 	}
-	p := new(TokenPipe)
-	p.read.Store(newEndFile(r))
-	p.write.Store(newEndFile(w))
+	p := &TokenPipe{ends: [2]endFile{{sys: r}, {sys: w}}}
+	p.read.Store(&p.ends[0])
+	p.write.Store(&p.ends[1])
 	return p, nil
 }
 
@@ -141,11 +142,10 @@ func (e *TokenPipeEnd) TokenWrite(token byte) error {
 	if err != nil {
 		return err
 	}
-	s := f.writeScratch.claim()
-	s.b[0] = token
-	err = f.sys.write(s)
-	f.writeScratch.release(s)
-	return wrapErr(op, err)
+	if err := f.sys.write(token, &f.writeScratch); err != nil {
+		return wrapErr(op, err)
+	}
+	return nil
 }
 
 // TokenRead blocks until a token arrives and returns it. Once every write end
@@ -153,7 +153,12 @@ func (e *TokenPipeEnd) TokenWrite(token byte) error {
 // (0, io.EOF), never a token. A concurrent Close makes it return promptly with
 // an error matching os.ErrClosed.
 func (e *TokenPipeEnd) TokenRead() (byte, error) {
-	return e.read("TokenRead", nil)
+	const op = "TokenRead"
+	f, err := e.use(op)
+	if err != nil {
+		return 0, err
+	}
+	return f.readToken(op, nil)
 }
 
 // TokenReadContext is TokenRead with cancellation: when ctx ends before a
@@ -161,10 +166,35 @@ func (e *TokenPipeEnd) TokenRead() (byte, error) {
 // token that arrives later is returned by the next read, and e stays usable.
 // If ctx has already ended it returns ctx.Err() without reading.
 func (e *TokenPipeEnd) TokenReadContext(ctx context.Context) (byte, error) {
+	const op = "TokenReadContext"
 	if ctx == nil {
-		return 0, fmt.Errorf("tokenpipe: TokenReadContext: nil context: %w", os.ErrInvalid)
+		return 0, fmt.Errorf("tokenpipe: %s: nil context: %w", op, os.ErrInvalid)
 	}
-	return e.read("TokenReadContext", ctx)
+	f, err := e.use(op)
+	if err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	// The context is honoured by interrupting every read on the end (a read
+	// deadline in the past on Unix, CancelIoEx on Windows) until the reader
+	// whose context ended has returned. Readers whose context has not ended
+	// see errInterrupted and read again, so they lose nothing but a retry.
+	if ctx.Done() != nil {
+		interrupted := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			f.interrupt()
+			close(interrupted)
+		})
+		defer func() {
+			if !stop() {
+				<-interrupted
+				f.resume()
+			}
+		}()
+	}
+	return f.readToken(op, ctx)
 }
 
 // Close closes e and unblocks its pending reads and writes, which return
@@ -285,7 +315,7 @@ func FromEnv(env string) (*TokenPipeEnd, error) {
 		if s, err = importEnd(n); err == nil {
 			os.Unsetenv(env)
 			e := new(TokenPipeEnd)
-			e.f.Store(newEndFile(s))
+			e.f.Store(&endFile{sys: s})
 			return e, nil
 		}
 	}
@@ -321,63 +351,24 @@ func checkEnvName(op, env string) error {
 }
 
 // use returns the open end behind e, or the error for op on a closed or
-// exported end.
+// exported end. It is small enough to inline, for the token paths.
 func (e *TokenPipeEnd) use(op string) (*endFile, error) {
-	var f *endFile
 	if e != nil {
-		f = e.f.Load()
+		if f := e.f.Load(); f != nil && !f.exported.Load() {
+			return f, nil
+		}
 	}
-	switch {
-	case f == nil:
-		return nil, closedError(op)
-	case f.exported.Load():
-		return nil, exportedError(op)
-	}
-	return f, nil
+	return nil, e.unusable(op)
 }
 
-// read is TokenRead, and TokenReadContext when ctx is not nil.
-//
-// A context is honoured by interrupting every read on the end (a read deadline
-// in the past on Unix, CancelIoEx on Windows) until the reader whose context
-// ended has returned. Readers whose context has not ended see errInterrupted
-// and read again, so they lose nothing but a few retries.
-func (e *TokenPipeEnd) read(op string, ctx context.Context) (byte, error) {
-	f, err := e.use(op)
-	if err != nil {
-		return 0, err
-	}
-	if ctx != nil {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		if ctx.Done() != nil {
-			interrupted := make(chan struct{})
-			stop := context.AfterFunc(ctx, func() {
-				f.interrupt()
-				close(interrupted)
-			})
-			defer func() {
-				if !stop() {
-					<-interrupted
-					f.resume()
-				}
-			}()
+// unusable returns the error for op on an end that use refused.
+func (e *TokenPipeEnd) unusable(op string) error {
+	if e != nil {
+		if f := e.f.Load(); f != nil && f.exported.Load() {
+			return exportedError(op)
 		}
 	}
-	s := f.readScratch.claim()
-	defer f.readScratch.release(s)
-	for {
-		tok, err := f.sys.read(s)
-		if err != errInterrupted {
-			return tok, wrapErr(op, err)
-		}
-		if ctx != nil && ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
-		// Another reader's context ended; let it return first.
-		runtime.Gosched()
-	}
+	return closedError(op)
 }
 
 // endFile is an open end. Ownership moves between TokenPipeEnds by swapping
@@ -389,14 +380,27 @@ type endFile struct {
 	mu         sync.Mutex
 	interrupts int // readers whose context ended and that have not returned yet
 
-	// Buffers for the common case of one reader and one writer at a time, so
-	// that a token costs no allocation: a buffer passed to a system call
-	// escapes to the heap.
+	// Buffers for the common case of one reader and one writer at a time,
+	// for the system calls that need one, so that a token costs no
+	// allocation: a buffer passed to a system call escapes to the heap.
 	readScratch, writeScratch scratch
 }
 
-func newEndFile(s *sysFile) *endFile {
-	return &endFile{sys: s}
+// readToken reads a token for op, until ctx ends if ctx is not nil.
+func (f *endFile) readToken(op string, ctx context.Context) (byte, error) {
+	for {
+		tok, err := f.sys.read(&f.readScratch)
+		switch {
+		case err == nil:
+			return tok, nil
+		case err != errInterrupted:
+			return 0, wrapErr(op, err)
+		case ctx != nil && ctx.Err() != nil:
+			return 0, ctx.Err()
+		}
+		// Another reader's context ended; let it return first.
+		runtime.Gosched()
+	}
 }
 
 func (f *endFile) interrupt() {
@@ -413,13 +417,6 @@ func (f *endFile) resume() {
 	if f.interrupts--; f.interrupts == 0 {
 		f.sys.setInterrupted(false)
 	}
-}
-
-// scratch is the memory one system call reads or writes a token through.
-type scratch struct {
-	busy atomic.Bool
-	b    [1]byte
-	n    uint32 // bytes transferred, where the system call reports it so
 }
 
 // claim returns s if it is free, or else a new scratch.

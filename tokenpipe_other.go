@@ -4,29 +4,38 @@ package tokenpipe
 
 import (
 	"errors"
+	"math"
 	"os/exec"
+	"sync/atomic"
 )
 
 // sysFile is an open pipe end; there are none on this platform, where Make
 // and FromEnv fail with errors.ErrUnsupported.
 type sysFile struct{}
 
-// maxEndValue is the largest value FromEnv accepts.
-const maxEndValue = 0
+// scratch is the memory one system call reads or writes a token through.
+type scratch struct {
+	busy atomic.Bool
+	b    [1]byte
+}
+
+// maxEndValue is the largest value FromEnv accepts: any, so that importEnd
+// says what is wrong.
+const maxEndValue = math.MaxUint64
 
 // makePipe creates a pipe whose ends are close-on-exec.
 func makePipe() (r, w *sysFile, err error) {
 	return nil, nil, errors.ErrUnsupported
 }
 
-// read reads one token into b. It returns io.EOF at end of stream,
-// errInterrupted while setInterrupted(true) is in force, and an error matching
-// os.ErrClosed once close has begun.
-func (s *sysFile) read(b *scratch) (byte, error) { return 0, errors.ErrUnsupported }
+// read reads one token, through rs or a scratch of its own. It returns io.EOF
+// at end of stream, errInterrupted while setInterrupted(true) is in force, and
+// an error matching os.ErrClosed once close has begun.
+func (s *sysFile) read(rs *scratch) (byte, error) { return 0, errors.ErrUnsupported }
 
-// write writes the token in b. A broken pipe gives an error for which
-// isBrokenPipe holds.
-func (s *sysFile) write(b *scratch) error { return errors.ErrUnsupported }
+// write writes token, through ws or a scratch of its own where the system
+// call needs one. A broken pipe gives an error for which isBrokenPipe holds.
+func (s *sysFile) write(token byte, ws *scratch) error { return errors.ErrUnsupported }
 
 // setInterrupted makes pending and later reads return errInterrupted while
 // on is true.

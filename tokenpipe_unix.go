@@ -9,7 +9,9 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +26,19 @@ type sysFile os.File
 
 func (s *sysFile) file() *os.File { return (*os.File)(s) }
 
+// scratch is the memory one system call reads or writes a token through.
+type scratch struct {
+	busy atomic.Bool
+	b    [1]byte
+
+	// For read: built on first use, so that later reads allocate nothing.
+	rc          syscall.RawConn
+	tryReadFunc func(fd uintptr) bool // b.tryRead
+	spin        bool                  // whether tryRead may still spin
+	n           int                   // what read(2) returned
+	err         error
+}
+
 // maxEndValue is the largest value FromEnv accepts: a descriptor is an int32.
 const maxEndValue = math.MaxInt32
 
@@ -36,33 +51,92 @@ func makePipe() (r, w *sysFile, err error) {
 	return (*sysFile)(rf), (*sysFile)(wf), nil
 }
 
-// read reads one token into b. It returns io.EOF at end of stream,
-// errInterrupted while setInterrupted(true) is in force, and an error matching
-// os.ErrClosed once close has begun.
-func (s *sysFile) read(b *scratch) (byte, error) {
-	for {
-		n, err := s.file().Read(b.b[:])
-		switch {
-		case n == 1:
-			return b.b[0], nil
-		case err == io.EOF:
-			return 0, io.EOF
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			return 0, errInterrupted
-		case err != nil:
+// read reads one token, through rs or a scratch of its own. It returns io.EOF
+// at end of stream, errInterrupted while setInterrupted(true) is in force, and
+// an error matching os.ErrClosed once close has begun.
+func (s *sysFile) read(rs *scratch) (byte, error) {
+	b := rs.claim()
+	if b.rc == nil { // first use of this scratch: build what it reuses
+		rc, err := s.file().SyscallConn()
+		if err != nil {
+			rs.release(b)
 			return 0, err
+		}
+		b.rc, b.tryReadFunc = rc, b.tryRead
+	}
+	b.spin = spinOK
+	err := b.rc.Read(b.tryReadFunc)
+	tok, n, readErr := b.b[0], b.n, b.err
+	rs.release(b)
+	switch {
+	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
+		return 0, errInterrupted
+	case err != nil:
+		// RawRead fails otherwise only because the file is closed or
+		// closing (internal/poll's ErrFileClosing, which os.File's own
+		// methods translate to os.ErrClosed).
+		return 0, fmt.Errorf("%w (%v)", os.ErrClosed, err)
+	case readErr != nil:
+		return 0, os.NewSyscallError("read", readErr)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return tok, nil
+}
+
+// tryRead is what the runtime poller calls to read a token from fd: true when
+// the read is done (b.n and b.err tell how), false to wait until fd is ready.
+//
+// The first call spins on non-blocking reads for up to spinFor before giving
+// up: a thread that parks in the poller sleeps, and waking it costs a peer
+// that answers within microseconds (a child echoing a token) a full
+// scheduler wake-up per token, 20 µs and more on a virtual machine. As with
+// sync.Mutex, spinning is only done with more than one CPU, and only briefly;
+// deadlines and Close take effect when it ends.
+func (b *scratch) tryRead(fd uintptr) bool {
+	var deadline time.Time
+	for {
+		n, err := syscall.Read(int(fd), b.b[:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != syscall.EAGAIN:
+			b.n, b.err = n, err
+			return true
+		case !b.spin:
+			return false
+		}
+		now := time.Now()
+		if deadline.IsZero() {
+			deadline = now.Add(spinFor)
+		} else if now.After(deadline) {
+			b.spin = false
+			return false
 		}
 	}
 }
 
-// write writes the token in b. A broken pipe gives an error for which
-// isBrokenPipe holds.
-func (s *sysFile) write(b *scratch) error {
+// spinFor bounds tryRead's spinning; spinOK says whether to spin at all.
+const spinFor = 25 * time.Microsecond
+
+var spinOK = runtime.NumCPU() > 1
+
+// write writes token, through ws or a scratch of its own where the system
+// call needs one. A broken pipe gives an error for which isBrokenPipe holds.
+func (s *sysFile) write(token byte, ws *scratch) error {
 	// Go ignores SIGPIPE for descriptors other than 1 and 2, which FromEnv
 	// refuses, so a broken pipe is EPIPE here rather than the end of us.
-	_, err := s.file().Write(b.b[:])
+	_, err := s.file().Write(tokenBytes[token : int(token)+1])
 	return err
 }
+
+// tokenBytes holds every token, for write(2) to read from: no buffer to claim.
+var tokenBytes = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+	}
+	return t
+}()
 
 // setInterrupted makes pending and later reads return errInterrupted while
 // on is true.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,6 +44,13 @@ type sysFile struct {
 	cleanup runtime.Cleanup // closes h if the end is dropped unclosed
 }
 
+// scratch is the memory one system call reads or writes a token through.
+type scratch struct {
+	busy atomic.Bool
+	b    [1]byte
+	n    uint32 // bytes that ReadFile or WriteFile transferred
+}
+
 // maxEndValue is the largest value FromEnv accepts: a handle is a pointer.
 const maxEndValue = math.MaxUint
 
@@ -63,10 +71,12 @@ func newSysFile(h windows.Handle) *sysFile {
 	return s
 }
 
-// read reads one token into b. It returns io.EOF at end of stream,
-// errInterrupted while setInterrupted(true) is in force, and an error matching
-// os.ErrClosed once close has begun.
-func (s *sysFile) read(b *scratch) (byte, error) {
+// read reads one token, through rs or a scratch of its own. It returns io.EOF
+// at end of stream, errInterrupted while setInterrupted(true) is in force, and
+// an error matching os.ErrClosed once close has begun.
+func (s *sysFile) read(rs *scratch) (byte, error) {
+	b := rs.claim()
+	defer rs.release(b)
 	for {
 		if err := s.begin(true); err != nil {
 			return 0, err
@@ -90,9 +100,12 @@ func (s *sysFile) read(b *scratch) (byte, error) {
 	}
 }
 
-// write writes the token in b. A broken pipe gives an error for which
-// isBrokenPipe holds.
-func (s *sysFile) write(b *scratch) error {
+// write writes token, through ws or a scratch of its own where the system
+// call needs one. A broken pipe gives an error for which isBrokenPipe holds.
+func (s *sysFile) write(token byte, ws *scratch) error {
+	b := ws.claim() // WriteFile needs somewhere to report the count
+	defer ws.release(b)
+	b.b[0] = token
 	for {
 		if err := s.begin(false); err != nil {
 			return err
