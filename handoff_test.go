@@ -396,6 +396,9 @@ func refused(t *testing.T, v string) {
 	if e != nil {
 		t.Errorf("FromEnv returned an end with error %v", err)
 	}
+	if !errors.Is(err, os.ErrInvalid) {
+		t.Errorf("error %q does not match os.ErrInvalid", err)
+	}
 	if msg := err.Error(); !strings.Contains(msg, endEnv) || !strings.Contains(msg, strconv.Quote(v)) {
 		t.Errorf("error %q does not name %s and %q", msg, endEnv, v)
 	}

@@ -66,7 +66,6 @@ var ErrNotExported = errors.New("no token pipe end was exported to this process"
 // The zero value has no ends: both Take methods return closed ends.
 type TokenPipe struct {
 	read, write atomic.Pointer[endFile]
-	ends        [2]endFile // allocated with the pipe, to make Make cheaper
 }
 
 // TokenPipeEnd is one end of a token pipe. The zero value and a nil
@@ -87,9 +86,12 @@ func Make() (*TokenPipe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenpipe: Make: %w", err)
 	}
-	p := &TokenPipe{ends: [2]endFile{{sys: r}, {sys: w}}}
-	p.read.Store(&p.ends[0])
-	p.write.Store(&p.ends[1])
+	// Each end is an allocation of its own: were both inside the TokenPipe,
+	// a taken end would keep the other alive, and the collector could not
+	// close an end that was dropped.
+	p := new(TokenPipe)
+	p.read.Store(&endFile{sys: r})
+	p.write.Store(&endFile{sys: w})
 	return p, nil
 }
 
@@ -296,8 +298,9 @@ var fromEnvMu sync.Mutex
 //
 // When env is not set it fails with ErrNotExported. A value that is not a
 // canonical decimal number, or does not name an open pipe, gives an error
-// naming env and the value, and the descriptor it names is left untouched.
-// Standard input, output and error are always refused.
+// naming env and the value that matches os.ErrInvalid, and the descriptor it
+// names is left untouched. Standard input, output and error are always
+// refused.
 func FromEnv(env string) (*TokenPipeEnd, error) {
 	const op = "FromEnv"
 	if err := checkEnvName(op, env); err != nil {

@@ -5,9 +5,11 @@ package tokenpipe_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -535,6 +537,41 @@ func TestNoHandleLeak(t *testing.T) {
 	}
 	if after := tokenpipe.OpenHandles(t); after != before {
 		t.Fatalf("open handles went from %d to %d over 2000 Make/Close cycles", before, after)
+	}
+}
+
+// An end dropped without Close is closed by the garbage collector, whether
+// or not it was ever used, as an *os.File is.
+func TestDroppedEndIsClosed(t *testing.T) {
+	for _, used := range []bool{false, true} {
+		t.Run(fmt.Sprintf("used=%v", used), func(t *testing.T) {
+			p, err := tokenpipe.Make()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := p.TakeReadEnd()
+			defer r.Close()
+			func() {
+				w := p.TakeWriteEnd()
+				if used {
+					w.TokenWrite(1)
+				}
+			}()
+			if used {
+				if tok, err := r.TokenRead(); tok != 1 || err != nil {
+					t.Fatalf("got (%d, %v), want (1, nil)", tok, err)
+				}
+			}
+			p = nil
+			// The read ends when the collector closes the write end.
+			started, done := readAsync(r.TokenRead)
+			<-started
+			runtime.GC()
+			runtime.GC()
+			if res := await(t, done, "read after dropping the write end"); res.err != io.EOF {
+				t.Fatalf("got (%d, %v), want io.EOF", res.tok, res.err)
+			}
+		})
 	}
 }
 

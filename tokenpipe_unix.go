@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -18,13 +19,53 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sysFile is an open pipe end: a non-blocking descriptor in an *os.File, so
-// that reads wait in the runtime poller, where read deadlines interrupt them
-// and Close wakes them. It is an os.File so that it costs no allocation of its
-// own.
-type sysFile os.File
+// sysFile is an open pipe end: a non-blocking descriptor that becomes an
+// *os.File on its first read or write, which puts it in the runtime poller,
+// where read deadlines interrupt reads and Close wakes them.
+//
+// Why not at once: joining the poller costs three system calls (fcntl in
+// os.NewFile, epoll_ctl to add and again to remove on close), which an end
+// that is only closed, or exported to a child, never needs. In the handshake
+// the child's end is never read or written in the parent.
+type sysFile struct {
+	f atomic.Pointer[os.File] // nil until adopt
 
-func (s *sysFile) file() *os.File { return (*os.File)(s) }
+	mu      sync.Mutex // guards the fields below and adopt
+	fd      int
+	closed  bool
+	cleanup runtime.Cleanup // closes fd if the end is dropped before adopt
+}
+
+func newSysFile(fd int) *sysFile {
+	s := &sysFile{fd: fd}
+	s.cleanup = runtime.AddCleanup(s, func(fd int) { unix.Close(fd) }, fd)
+	return s
+}
+
+// file returns the end as an *os.File, in the poller unless exported.
+func (s *sysFile) file() (*os.File, error) {
+	if f := s.f.Load(); f != nil {
+		return f, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.adopt()
+}
+
+// adopt wraps fd in an *os.File, once; os.NewFile puts a non-blocking
+// descriptor in the poller. s.mu must be held.
+func (s *sysFile) adopt() (*os.File, error) {
+	if f := s.f.Load(); f != nil {
+		return f, nil
+	}
+	if s.closed {
+		return nil, os.ErrClosed
+	}
+	s.cleanup.Stop() // the *os.File closes fd if dropped, from now on
+	f := os.NewFile(uintptr(s.fd), "tokenpipe-"+strconv.Itoa(s.fd))
+	s.f.Store(f)
+	return f, nil
+}
 
 // scratch is the memory one system call reads or writes a token through.
 type scratch struct {
@@ -44,11 +85,11 @@ const maxEndValue = math.MaxInt32
 
 // makePipe creates a pipe whose ends are close-on-exec.
 func makePipe() (r, w *sysFile, err error) {
-	rf, wf, err := openPipe()
+	rfd, wfd, err := openPipe()
 	if err != nil {
 		return nil, nil, err
 	}
-	return (*sysFile)(rf), (*sysFile)(wf), nil
+	return newSysFile(rfd), newSysFile(wfd), nil
 }
 
 // read reads one token, through rs or a scratch of its own. It returns io.EOF
@@ -57,7 +98,11 @@ func makePipe() (r, w *sysFile, err error) {
 func (s *sysFile) read(rs *scratch) (byte, error) {
 	b := rs.claim()
 	if b.rc == nil { // first use of this scratch: build what it reuses
-		rc, err := s.file().SyscallConn()
+		f, err := s.file()
+		var rc syscall.RawConn
+		if err == nil {
+			rc, err = f.SyscallConn()
+		}
 		if err != nil {
 			rs.release(b)
 			return 0, err
@@ -126,7 +171,11 @@ var spinOK = runtime.NumCPU() > 1
 func (s *sysFile) write(token byte, ws *scratch) error {
 	// Go ignores SIGPIPE for descriptors other than 1 and 2, which FromEnv
 	// refuses, so a broken pipe is EPIPE here rather than the end of us.
-	_, err := s.file().Write(tokenBytes[token : int(token)+1])
+	f, err := s.file()
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(tokenBytes[token : int(token)+1])
 	return err
 }
 
@@ -145,27 +194,49 @@ func (s *sysFile) setInterrupted(on bool) {
 	if on {
 		deadline = time.Unix(1, 0) // long past
 	}
-	s.file().SetReadDeadline(deadline) // fails only once closed, when reads fail anyway
+	if f, err := s.file(); err == nil {
+		f.SetReadDeadline(deadline) // fails only once closed, when reads fail anyway
+	}
 }
 
 // close closes the end, waking pending reads and writes.
 func (s *sysFile) close() error {
-	return s.file().Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if f := s.f.Load(); f != nil {
+		return f.Close()
+	}
+	s.cleanup.Stop()
+	return os.NewSyscallError("close", unix.Close(s.fd))
 }
 
 // export makes cmd's child inherit the end and returns the value that names
 // it in the child.
 func (s *sysFile) export(cmd *exec.Cmd) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	// The child shares our open file description, and O_NONBLOCK lives there:
 	// a child not written in Go expects the blocking pipe it would get from a
-	// shell, and FromEnv makes it non-blocking again for a Go child.
-	err := control(s.file(), func(fd int) error { return unix.SetNonblock(fd, false) })
+	// shell, and FromEnv makes it non-blocking again for a Go child. Cleared
+	// before adopt, it also keeps an end never used here out of the poller.
+	if s.closed {
+		return "", os.ErrClosed
+	}
+	err := unix.SetNonblock(s.fd, false)
+	if err != nil {
+		return "", os.NewSyscallError("fcntl", err)
+	}
+	f, err := s.adopt()
 	if err != nil {
 		return "", err
 	}
 	// os/exec numbers ExtraFiles from 3 in the child.
 	value := strconv.Itoa(3 + len(cmd.ExtraFiles))
-	cmd.ExtraFiles = append(cmd.ExtraFiles, s.file())
+	cmd.ExtraFiles = append(cmd.ExtraFiles, f)
 	return value, nil
 }
 
@@ -178,7 +249,7 @@ func importEnd(n uint64) (*sysFile, error) {
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("descriptor %d is not open: %w", fd, err)
+		return nil, fmt.Errorf("descriptor %d is not open: %w: %w", fd, err, os.ErrInvalid)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFIFO {
 		return nil, fmt.Errorf("descriptor %d is a %s, not a pipe: %w", fd, fileType(uint32(st.Mode)), os.ErrInvalid)
@@ -189,9 +260,9 @@ func importEnd(n uint64) (*sysFile, error) {
 	unix.CloseOnExec(fd)
 	syscall.ForkLock.RUnlock()
 	if err := unix.SetNonblock(fd, true); err != nil {
-		return nil, fmt.Errorf("descriptor %d: %w", fd, os.NewSyscallError("fcntl", err))
+		return nil, fmt.Errorf("descriptor %d: %w: %w", fd, os.NewSyscallError("fcntl", err), os.ErrInvalid)
 	}
-	return (*sysFile)(os.NewFile(uintptr(fd), "tokenpipe-"+strconv.Itoa(fd))), nil
+	return newSysFile(fd), nil
 }
 
 // isBrokenPipe reports whether a write failed because every read end is
@@ -203,18 +274,6 @@ func isBrokenPipe(err error) bool {
 // envKeyEqual reports whether two environment variable names are the same.
 func envKeyEqual(a, b string) bool {
 	return a == b
-}
-
-func control(f *os.File, fn func(fd int) error) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var fnErr error
-	if err := rc.Control(func(fd uintptr) { fnErr = fn(int(fd)) }); err != nil {
-		return err
-	}
-	return fnErr
 }
 
 func fileType(mode uint32) string {

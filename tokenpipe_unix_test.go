@@ -12,11 +12,10 @@ import (
 // OSHandle returns the descriptor behind an open end.
 func OSHandle(t testing.TB, e *TokenPipeEnd) uintptr {
 	t.Helper()
-	var h uintptr
-	if err := control(e.f.Load().sys.file(), func(fd int) error { h = uintptr(fd); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	return h
+	s := e.f.Load().sys
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uintptr(s.fd)
 }
 
 // Inheritable reports whether a child started with exec would get h.

@@ -181,7 +181,7 @@ func importEnd(n uint64) (*sysFile, error) {
 	}
 	t, err := windows.GetFileType(h)
 	if err != nil {
-		return nil, fmt.Errorf("handle %d is not open: %w", n, os.NewSyscallError("GetFileType", err))
+		return nil, fmt.Errorf("handle %d is not open: %w: %w", n, os.NewSyscallError("GetFileType", err), os.ErrInvalid)
 	}
 	// A socket is FILE_TYPE_PIPE too; GetNamedPipeInfo tells them apart, as
 	// anonymous pipes are named pipes underneath:
@@ -196,7 +196,7 @@ func importEnd(n uint64) (*sysFile, error) {
 		return nil, fmt.Errorf("handle %d is a %s, not a pipe: %w", n, fileType(t), os.ErrInvalid)
 	}
 	if err := windows.SetHandleInformation(h, windows.HANDLE_FLAG_INHERIT, 0); err != nil {
-		return nil, fmt.Errorf("handle %d: %w", n, os.NewSyscallError("SetHandleInformation", err))
+		return nil, fmt.Errorf("handle %d: %w: %w", n, os.NewSyscallError("SetHandleInformation", err), os.ErrInvalid)
 	}
 	return newSysFile(h), nil
 }
