@@ -70,7 +70,8 @@ type TokenPipe struct {
 
 // TokenPipeEnd is one end of a token pipe. The zero value and a nil
 // *TokenPipeEnd are closed ends: every method on them fails with an error
-// matching os.ErrClosed, except Close, which does nothing, and IsOpen.
+// matching os.ErrClosed, except IsOpen, Close, which does nothing, and
+// AssignFrom, which can move an end into a zero TokenPipeEnd.
 //
 // An end that is dropped without Close is closed when the garbage collector
 // finds it unreachable, as an *os.File is; do not rely on that.
@@ -116,8 +117,8 @@ func (p *TokenPipe) take(read bool) *TokenPipeEnd {
 }
 
 // Close closes the ends that have not been taken; taken ends belong to whoever
-// took them and stay open. It is idempotent and returns the first error from
-// closing an end.
+// took them and stay open. It is idempotent and returns the errors from
+// closing the ends, joined.
 func (p *TokenPipe) Close() error {
 	if p == nil {
 		return nil
