@@ -355,24 +355,19 @@ func checkEnvName(op, env string) error {
 }
 
 // use returns the open end behind e, or the error for op on a closed or
-// exported end. It is small enough to inline, for the token paths.
+// exported end.
 func (e *TokenPipeEnd) use(op string) (*endFile, error) {
+	var f *endFile
 	if e != nil {
-		if f := e.f.Load(); f != nil && !f.exported.Load() {
-			return f, nil
-		}
+		f = e.f.Load()
 	}
-	return nil, e.unusable(op)
-}
-
-// unusable returns the error for op on an end that use refused.
-func (e *TokenPipeEnd) unusable(op string) error {
-	if e != nil {
-		if f := e.f.Load(); f != nil && f.exported.Load() {
-			return exportedError(op)
-		}
+	switch {
+	case f == nil:
+		return nil, closedError(op)
+	case f.exported.Load():
+		return nil, exportedError(op)
 	}
-	return closedError(op)
+	return f, nil
 }
 
 // endFile is an open end. Ownership moves between TokenPipeEnds by swapping
