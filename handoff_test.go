@@ -142,13 +142,6 @@ func (c *child) wait(t testing.TB, wantCode int) {
 	}
 }
 
-func readWithin(t testing.TB, r *tokenpipe.TokenPipeEnd, d time.Duration) (byte, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	return r.TokenReadContext(ctx)
-}
-
 // Reliability 1: a child's tokens all arrive, then end of stream.
 func TestChildWritesTokens(t *testing.T) {
 	r, w := mustMake(t)

@@ -101,6 +101,14 @@ func readAsync(read func() (byte, error)) (started chan struct{}, done chan resu
 	return started, done
 }
 
+// readWithin reads from r, giving up after d.
+func readWithin(t testing.TB, r *tokenpipe.TokenPipeEnd, d time.Duration) (byte, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return r.TokenReadContext(ctx)
+}
+
 func await(t testing.TB, done chan result, what string) result {
 	t.Helper()
 	select {
@@ -137,9 +145,7 @@ func TestMakeEndsAreOpenAndNotInherited(t *testing.T) {
 	defer child.Wait()
 	defer stdin.Close()
 	w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if tok, err := r.TokenReadContext(ctx); err != io.EOF {
+	if tok, err := readWithin(t, r, 5*time.Second); err != io.EOF {
 		t.Fatalf("read with a live unrelated child: got (%d, %v), want io.EOF: the child holds the write end", tok, err)
 	}
 }
@@ -419,9 +425,7 @@ func TestReadContext(t *testing.T) {
 		t.Fatalf("after cancellations: got (%d, %v), want (7, nil)", tok, err)
 	}
 	w.Close()
-	ctx, cancel = context.WithTimeout(context.Background(), hangGuard)
-	defer cancel()
-	if tok, err := r.TokenReadContext(ctx); err != io.EOF {
+	if tok, err := readWithin(t, r, hangGuard); err != io.EOF {
 		t.Fatalf("end of stream: got (%d, %v), want io.EOF", tok, err)
 	}
 

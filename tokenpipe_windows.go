@@ -183,17 +183,15 @@ func importEnd(n uint64) (*sysFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("handle %d is not open: %w: %w", n, os.NewSyscallError("GetFileType", err), os.ErrInvalid)
 	}
+	if t != windows.FILE_TYPE_PIPE {
+		return nil, fmt.Errorf("handle %d is a %s, not a pipe: %w", n, fileType(t), os.ErrInvalid)
+	}
 	// A socket is FILE_TYPE_PIPE too; GetNamedPipeInfo tells them apart, as
 	// anonymous pipes are named pipes underneath:
 	// https://learn.microsoft.com/windows/win32/ipc/anonymous-pipes
 	var flags uint32
-	if t == windows.FILE_TYPE_PIPE {
-		if err := windows.GetNamedPipeInfo(h, &flags, nil, nil, nil); err != nil {
-			return nil, fmt.Errorf("handle %d is not a pipe (a socket?): GetNamedPipeInfo: %v: %w", n, err, os.ErrInvalid)
-		}
-	}
-	if t != windows.FILE_TYPE_PIPE {
-		return nil, fmt.Errorf("handle %d is a %s, not a pipe: %w", n, fileType(t), os.ErrInvalid)
+	if err := windows.GetNamedPipeInfo(h, &flags, nil, nil, nil); err != nil {
+		return nil, fmt.Errorf("handle %d is not a pipe (a socket?): GetNamedPipeInfo: %v: %w", n, err, os.ErrInvalid)
 	}
 	if err := windows.SetHandleInformation(h, windows.HANDLE_FLAG_INHERIT, 0); err != nil {
 		return nil, fmt.Errorf("handle %d: %w: %w", n, os.NewSyscallError("SetHandleInformation", err), os.ErrInvalid)
