@@ -46,7 +46,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,7 +82,13 @@ type TokenPipeEnd struct {
 // inheritable on Windows. On platforms other than Unix and Windows it returns an
 // error matching errors.ErrUnsupported.
 func Make() (*TokenPipe, error) {
+	owned.Lock()
 	r, w, err := makePipe()
+	if err == nil {
+		owned.add(r.handle())
+		owned.add(w.handle())
+	}
+	owned.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("tokenpipe: Make: %w", err)
 	}
@@ -168,6 +173,10 @@ func (e *TokenPipeEnd) TokenRead() (byte, error) {
 // token arrives it returns ctx.Err() promptly. No token is lost by that: a
 // token that arrives later is returned by the next read, and e stays usable.
 // If ctx has already ended it returns ctx.Err() without reading.
+//
+// With a context that can never end (context.Background()) it costs no
+// allocation, like TokenRead; with one that can, each call allocates the
+// few small objects that watching ctx takes (context.AfterFunc).
 func (e *TokenPipeEnd) TokenReadContext(ctx context.Context) (byte, error) {
 	const op = "TokenReadContext"
 	if ctx == nil {
@@ -183,7 +192,7 @@ func (e *TokenPipeEnd) TokenReadContext(ctx context.Context) (byte, error) {
 	// The context is honoured by interrupting every read on the end (a read
 	// deadline in the past on Unix, CancelIoEx on Windows) until the reader
 	// whose context ended has returned. Readers whose context has not ended
-	// see errInterrupted and read again, so they lose nothing but a retry.
+	// see errInterrupted, wait for that, and read again: they lose nothing.
 	if ctx.Done() != nil {
 		interrupted := make(chan struct{})
 		stop := context.AfterFunc(ctx, func() {
@@ -245,12 +254,17 @@ func (e *TokenPipeEnd) AssignFrom(other *TokenPipeEnd) error {
 // The pattern is: ExportTo, cmd.Start, then e.Close in the parent whether or
 // not Start succeeded, so that the child's exit is seen as io.EOF at the other
 // end. From ExportTo on, e belongs to the child: every operation on it but
-// Close fails with ErrExported.
+// Close fails with ErrExported, and reads and writes that were under way on
+// e when ExportTo was called return ErrExported before it hands e over, so no
+// token meant for the child is read in the parent. ExportTo blocks only until
+// they have returned.
 //
-// ExportTo fails, leaving e open, when env is empty or contains '=' or NUL,
-// cmd is nil or already started, or e is closed (os.ErrClosed) or already
-// exported (ErrExported). On Unix it appends to cmd.ExtraFiles, on Windows to
-// cmd.SysProcAttr.AdditionalInheritedHandles; do not reorder those afterwards.
+// ExportTo fails, leaving e as it was, when env is empty or contains '=' or
+// NUL, cmd is nil or already started, or could not inherit e (Windows:
+// SysProcAttr.NoInheritHandles), all matching os.ErrInvalid, or when e is
+// closed (os.ErrClosed) or already exported (ErrExported). On Unix it appends
+// to cmd.ExtraFiles, on Windows to cmd.SysProcAttr.AdditionalInheritedHandles;
+// do not reorder those afterwards.
 func (e *TokenPipeEnd) ExportTo(cmd *exec.Cmd, env string) error {
 	const op = "ExportTo"
 	if err := checkEnvName(op, env); err != nil {
@@ -266,12 +280,8 @@ func (e *TokenPipeEnd) ExportTo(cmd *exec.Cmd, env string) error {
 	if err != nil {
 		return err
 	}
-	if !f.exported.CompareAndSwap(false, true) {
-		return exportedError(op)
-	}
 	value, err := f.sys.export(cmd)
 	if err != nil {
-		f.exported.Store(false)
 		return wrapErr(op, err)
 	}
 	env0 := cmd.Env
@@ -298,10 +308,14 @@ var fromEnvMu sync.Mutex
 // environment. The end has the full contract of one from Make.
 //
 // When env is not set it fails with ErrNotExported. A value that is not a
-// canonical decimal number, or does not name an open pipe, gives an error
-// naming env and the value that matches os.ErrInvalid, and the descriptor it
-// names is left untouched. Standard input, output and error are always
-// refused.
+// canonical decimal number, or does not name an open pipe this process can
+// read or write, gives an error naming env and the value that matches
+// os.ErrInvalid, and the descriptor it names is left as it was. Standard
+// input, output and error are always refused, and so is a descriptor (or
+// handle) that an end of this process already holds: two ends closing one
+// number would close, the second time, whatever reused it. A number alone
+// cannot prove that it was inherited rather than opened by other code of
+// this process; FromEnv trusts the variable in that respect.
 func FromEnv(env string) (*TokenPipeEnd, error) {
 	const op = "FromEnv"
 	if err := checkEnvName(op, env); err != nil {
@@ -313,17 +327,56 @@ func FromEnv(env string) (*TokenPipeEnd, error) {
 	if !ok {
 		return nil, fmt.Errorf("tokenpipe: %s: %s is not set: %w", op, env, ErrNotExported)
 	}
-	n, err := parseEndValue(value)
-	if err == nil {
-		var s *sysFile
-		if s, err = importEnd(n); err == nil {
-			os.Unsetenv(env)
-			e := new(TokenPipeEnd)
-			e.f.Store(&endFile{sys: s})
-			return e, nil
-		}
+	s, err := importOwned(value)
+	if err != nil {
+		return nil, fmt.Errorf("tokenpipe: %s: %s=%q: %w", op, env, value, err)
 	}
-	return nil, fmt.Errorf("tokenpipe: %s: %s=%q: %w", op, env, value, err)
+	os.Unsetenv(env)
+	e := new(TokenPipeEnd)
+	e.f.Store(&endFile{sys: s})
+	return e, nil
+}
+
+// importOwned parses value and takes over the end it names, unless an end of
+// this process holds it already.
+func importOwned(value string) (*sysFile, error) {
+	n, err := parseEndValue(value)
+	if err != nil {
+		return nil, err
+	}
+	owned.Lock()
+	defer owned.Unlock()
+	if owned.n[uintptr(n)] > 0 {
+		return nil, fmt.Errorf("%d is held by another end of this process, not inherited: %w", n, os.ErrInvalid)
+	}
+	s, err := importEnd(n)
+	if err == nil {
+		owned.add(s.handle())
+	}
+	return s, err
+}
+
+// owned counts, for each descriptor (Unix) or handle (Windows), the open ends
+// of this process that hold it, so that FromEnv refuses those. A count, not a
+// set: an end's number is released only after the close, by which time Make
+// may have been handed the same number again.
+var owned = ownedHandles{n: make(map[uintptr]int)}
+
+type ownedHandles struct {
+	sync.Mutex
+	n map[uintptr]int
+}
+
+// add records h as held by one more end; owned must be locked.
+func (o *ownedHandles) add(h uintptr) { o.n[h]++ }
+
+// disown records that an end has closed h.
+func disown(h uintptr) {
+	owned.Lock()
+	defer owned.Unlock()
+	if owned.n[h]--; owned.n[h] <= 0 {
+		delete(owned.n, h)
+	}
 }
 
 // parseEndValue parses what ExportTo wrote: a decimal number without sign,
@@ -361,11 +414,8 @@ func (e *TokenPipeEnd) use(op string) (*endFile, error) {
 	if e != nil {
 		f = e.f.Load()
 	}
-	switch {
-	case f == nil:
+	if f == nil {
 		return nil, closedError(op)
-	case f.exported.Load():
-		return nil, exportedError(op)
 	}
 	return f, nil
 }
@@ -373,11 +423,11 @@ func (e *TokenPipeEnd) use(op string) (*endFile, error) {
 // endFile is an open end. Ownership moves between TokenPipeEnds by swapping
 // the pointer, so exactly one TokenPipeEnd closes it.
 type endFile struct {
-	sys      *sysFile
-	exported atomic.Bool
+	sys *sysFile
 
 	mu         sync.Mutex
-	interrupts int // readers whose context ended and that have not returned yet
+	interrupts int           // readers whose context ended and that have not returned yet
+	resumed    chan struct{} // closed when interrupts drops to 0; nil while it is 0
 
 	// Buffers for the common case of one reader and one writer at a time,
 	// for the system calls that need one, so that a token costs no
@@ -397,8 +447,24 @@ func (f *endFile) readToken(op string, ctx context.Context) (byte, error) {
 		case ctx != nil && ctx.Err() != nil:
 			return 0, ctx.Err()
 		}
-		// Another reader's context ended; let it return first.
-		runtime.Gosched()
+		// Another reader's context ended: wait, without spinning, until it
+		// has returned and reads are no longer interrupted. That takes no
+		// longer than the interrupted reader takes to return.
+		f.mu.Lock()
+		resumed := f.resumed
+		f.mu.Unlock()
+		if resumed == nil {
+			continue
+		}
+		var done <-chan struct{}
+		if ctx != nil {
+			done = ctx.Done()
+		}
+		select {
+		case <-resumed:
+		case <-done:
+			return 0, ctx.Err()
+		}
 	}
 }
 
@@ -406,6 +472,7 @@ func (f *endFile) interrupt() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.interrupts++; f.interrupts == 1 {
+		f.resumed = make(chan struct{})
 		f.sys.setInterrupted(true)
 	}
 }
@@ -415,6 +482,8 @@ func (f *endFile) resume() {
 	defer f.mu.Unlock()
 	if f.interrupts--; f.interrupts == 0 {
 		f.sys.setInterrupted(false)
+		close(f.resumed)
+		f.resumed = nil
 	}
 }
 
@@ -457,6 +526,8 @@ func wrapErr(op string, err error) error {
 	switch {
 	case errors.Is(err, os.ErrClosed):
 		return closedError(op)
+	case err == ErrExported:
+		return exportedError(op)
 	case isBrokenPipe(err):
 		return fmt.Errorf("tokenpipe: %s: every read end is closed: %w (%w)", op, io.ErrClosedPipe, err)
 	}

@@ -28,9 +28,13 @@ func makePipe() (r, w *sysFile, err error) {
 	return nil, nil, errors.ErrUnsupported
 }
 
+// handle returns the descriptor or handle value, as FromEnv would name it.
+func (s *sysFile) handle() uintptr { return 0 }
+
 // read reads one token, through rs or a scratch of its own. It returns io.EOF
-// at end of stream, errInterrupted while setInterrupted(true) is in force, and
-// an error matching os.ErrClosed once close has begun.
+// at end of stream, errInterrupted while setInterrupted(true) is in force, an
+// error matching os.ErrClosed once close has begun and ErrExported once
+// export has.
 func (s *sysFile) read(rs *scratch) (byte, error) { return 0, errors.ErrUnsupported }
 
 // write writes token, through ws or a scratch of its own where the system
@@ -41,15 +45,16 @@ func (s *sysFile) write(token byte, ws *scratch) error { return errors.ErrUnsupp
 // on is true.
 func (s *sysFile) setInterrupted(on bool) {}
 
-// close closes the end, waking pending reads and writes.
+// close closes the end, ending pending reads and writes first.
 func (s *sysFile) close() error { return errors.ErrUnsupported }
 
 // export makes cmd's child inherit the end and returns the value that names
-// it in the child.
+// it in the child. It ends pending reads and writes first, and from then on
+// every call but close fails with ErrExported.
 func (s *sysFile) export(cmd *exec.Cmd) (string, error) { return "", errors.ErrUnsupported }
 
 // importEnd takes over the inherited end that n names, or returns an error
-// saying why n names none, leaving it untouched.
+// saying why n names none, leaving it as it was.
 func importEnd(n uint64) (*sysFile, error) { return nil, errors.ErrUnsupported }
 
 // isBrokenPipe reports whether a write failed because every read end is

@@ -19,33 +19,137 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sysFile is an open pipe end: a non-blocking descriptor that becomes an
-// *os.File on its first read or write, which puts it in the runtime poller,
-// where read deadlines interrupt reads and Close wakes them.
+// sysFile is an open pipe end: a non-blocking descriptor that reads and
+// writes with plain read(2) and write(2), and joins the runtime poller only
+// when a call would block.
 //
-// Why not at once: joining the poller costs three system calls (fcntl in
-// os.NewFile, epoll_ctl to add and again to remove on close), which an end
-// that is only closed, or exported to a child, never needs. In the handshake
-// the child's end is never read or written in the parent.
+// Why not an *os.File from the start: a token that is already there, or
+// room for one, needs one system call, and the poller adds to it: joining
+// costs three more (fcntl in os.NewFile, epoll_ctl to add and again to
+// remove on close), and once a descriptor is registered every write to the
+// pipe also wakes the poller's thread. So the end becomes an *os.File, in
+// the poller, the first time a read finds the pipe empty or a write finds it
+// full; an end that only ever writes, like a daemon's report end, never
+// joins. In the poller, read deadlines interrupt waiting reads and Close
+// wakes them.
+//
+// Every read and write counts itself in state while it uses fd, and close
+// and export wait until none is counted, so that fd is never closed, nor
+// made blocking, under a call that is using it.
 type sysFile struct {
+	fd    int
+	state atomic.Uint64 // calls under way, and the shut flags
+
 	f atomic.Pointer[os.File] // nil until adopt
 
-	mu      sync.Mutex // guards the fields below and adopt
-	fd      int
-	closed  bool
-	cleanup runtime.Cleanup // closes fd if the end is dropped before adopt
+	mu          sync.Mutex // guards adopt, interrupted and the deadlines
+	idle        sync.Cond  // broadcast when the last call leaves a shut end
+	interrupted bool
+	cleanup     runtime.Cleanup // closes fd if the end is dropped unclosed
+
+	// How reads spun before parking (see shouldSpin).
+	spinFails atomic.Int32  // spins in a row that found nothing
+	waits     atomic.Uint32 // waits since spinning was given up
 }
+
+// The state word of a sysFile: the number of calls under way in the low
+// bits, and a flag for each way an end is shut.
+const (
+	shutClosed   = 1 << 62
+	shutExported = 1 << 61
+	callsMask    = shutExported - 1
+)
 
 func newSysFile(fd int) *sysFile {
 	s := &sysFile{fd: fd}
-	s.cleanup = runtime.AddCleanup(s, func(fd int) { unix.Close(fd) }, fd)
+	s.idle.L = &s.mu
+	s.cleanup = runtime.AddCleanup(s, func(fd int) {
+		unix.Close(fd)
+		disown(uintptr(fd))
+	}, fd)
 	return s
 }
 
-// file returns the end as an *os.File, in the poller unless exported.
-func (s *sysFile) file() (*os.File, error) {
+// handle returns the descriptor or handle value, as FromEnv would name it.
+func (s *sysFile) handle() uintptr { return uintptr(s.fd) }
+
+// enter counts a call under way, or says why none may start.
+func (s *sysFile) enter() error {
+	if v := s.state.Add(1); v&^callsMask != 0 {
+		s.leave()
+		return shutError(v)
+	}
+	return nil
+}
+
+// leave ends what enter counted.
+func (s *sysFile) leave() {
+	if v := s.state.Add(^uint64(0)); v&^callsMask != 0 && v&callsMask == 0 {
+		s.mu.Lock()
+		s.idle.Broadcast()
+		s.mu.Unlock()
+	}
+}
+
+func shutError(state uint64) error {
+	if state&shutClosed != 0 {
+		return os.ErrClosed
+	}
+	return ErrExported
+}
+
+// shut sets flag, so that no new call starts, wakes the calls under way and
+// waits until they have returned. Closing is refused only once closed;
+// exporting also once exported.
+func (s *sysFile) shut(flag uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	refuse := uint64(shutClosed)
+	if flag == shutExported {
+		refuse |= shutExported
+	}
+	for {
+		v := s.state.Load()
+		if v&refuse != 0 {
+			return shutError(v)
+		}
+		if s.state.CompareAndSwap(v, v|flag) {
+			break
+		}
+	}
+	s.setDeadlines()
+	for s.state.Load()&callsMask != 0 {
+		s.idle.Wait()
+	}
+	return nil
+}
+
+// setDeadlines makes the poller's waits end at once (a deadline long past)
+// while reads are interrupted or the end is shut, and lets them wait
+// otherwise. s.mu must be held.
+func (s *sysFile) setDeadlines() {
+	f := s.f.Load()
+	if f == nil {
+		return // no call waits in the poller
+	}
+	var none, past time.Time = time.Time{}, time.Unix(1, 0)
+	shut := s.state.Load()&^callsMask != 0
+	rd, wd := none, none
+	if shut || s.interrupted {
+		rd = past
+	}
+	if shut {
+		wd = past
+	}
+	// These fail only once f is closed, which happens after shut.
+	f.SetReadDeadline(rd)
+	f.SetWriteDeadline(wd)
+}
+
+// file returns the end as an *os.File in the poller, made on first use.
+func (s *sysFile) file() *os.File {
 	if f := s.f.Load(); f != nil {
-		return f, nil
+		return f
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -54,17 +158,22 @@ func (s *sysFile) file() (*os.File, error) {
 
 // adopt wraps fd in an *os.File, once; os.NewFile puts a non-blocking
 // descriptor in the poller. s.mu must be held.
-func (s *sysFile) adopt() (*os.File, error) {
+func (s *sysFile) adopt() *os.File {
 	if f := s.f.Load(); f != nil {
-		return f, nil
+		return f
 	}
-	if s.closed {
-		return nil, os.ErrClosed
-	}
-	s.cleanup.Stop() // the *os.File closes fd if dropped, from now on
 	f := os.NewFile(uintptr(s.fd), "tokenpipe-"+strconv.Itoa(s.fd))
+	// From now on the *os.File holds fd. The cleanup keeps f reachable, so
+	// that f's own finalizer cannot close fd before this one disowns it.
+	s.cleanup.Stop()
+	fd := s.fd
+	s.cleanup = runtime.AddCleanup(s, func(f *os.File) {
+		f.Close()
+		disown(uintptr(fd))
+	}, f)
 	s.f.Store(f)
-	return f, nil
+	s.setDeadlines() // a shut or interrupt may have come first
+	return f
 }
 
 // scratch is the memory one system call reads or writes a token through.
@@ -72,9 +181,10 @@ type scratch struct {
 	busy atomic.Bool
 	b    [1]byte
 
-	// For read: built on first use, so that later reads allocate nothing.
+	// For waiting reads: built on first use, so that later ones allocate
+	// nothing.
 	rc          syscall.RawConn
-	tryReadFunc func(fd uintptr) bool // b.tryRead
+	tryReadFunc func(fd uintptr) bool // b.tryRead, bound to its sysFile
 	spin        bool                  // whether tryRead may still spin
 	n           int                   // what read(2) returned
 	err         error
@@ -86,59 +196,111 @@ const maxEndValue = math.MaxInt32
 // makePipe creates a pipe whose ends are close-on-exec.
 func makePipe() (r, w *sysFile, err error) {
 	rfd, wfd, err := openPipe()
+	if err == nil {
+		rfd, wfd, err = aboveStdio(rfd, wfd)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	return newSysFile(rfd), newSysFile(wfd), nil
 }
 
-// read reads one token, through rs or a scratch of its own. It returns io.EOF
-// at end of stream, errInterrupted while setInterrupted(true) is in force, and
-// an error matching os.ErrClosed once close has begun.
-func (s *sysFile) read(rs *scratch) (byte, error) {
-	b := rs.claim()
-	if b.rc == nil { // first use of this scratch: build what it reuses
-		f, err := s.file()
-		var rc syscall.RawConn
-		if err == nil {
-			rc, err = f.SyscallConn()
+// aboveStdio moves descriptors 0, 1 and 2, which a process that closed its
+// standard streams is given first, above 2: code everywhere takes those for
+// standard input, output and error (os.NewFile on 1 or 2 raises SIGPIPE when
+// a write finds the pipe broken), so an end must never be one of them.
+func aboveStdio(fds ...int) (int, int, error) {
+	var err error
+	for i, fd := range fds {
+		if fd > 2 || err != nil {
+			continue
 		}
+		var moved int
+		moved, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+		unix.Close(fd)
 		if err != nil {
-			rs.release(b)
+			err = os.NewSyscallError("fcntl", err)
+			fds[i] = -1
+			continue
+		}
+		fds[i] = moved
+	}
+	if err != nil {
+		for _, fd := range fds {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+		return -1, -1, err
+	}
+	return fds[0], fds[1], nil
+}
+
+// read reads one token, through rs or a scratch of its own. It returns io.EOF
+// at end of stream, errInterrupted while setInterrupted(true) is in force, an
+// error matching os.ErrClosed once close has begun and ErrExported once
+// export has.
+func (s *sysFile) read(rs *scratch) (byte, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.leave()
+	b := rs.claim()
+	defer rs.release(b)
+	for {
+		n, err := syscall.Read(s.fd, b.b[:])
+		switch {
+		case err == nil && n == 1:
+			return b.b[0], nil
+		case err == nil:
+			return 0, io.EOF
+		case err == syscall.EINTR:
+			continue
+		case err != syscall.EAGAIN:
+			return 0, os.NewSyscallError("read", err)
+		}
+		return s.waitRead(b)
+	}
+}
+
+// waitRead reads a token through the poller, once read(2) has found the pipe
+// empty. The caller has entered.
+func (s *sysFile) waitRead(b *scratch) (byte, error) {
+	if b.rc == nil { // first wait through this scratch: build what it reuses
+		rc, err := s.file().SyscallConn()
+		if err != nil {
 			return 0, err
 		}
-		b.rc, b.tryReadFunc = rc, b.tryRead
+		b.rc = rc
+		b.tryReadFunc = func(fd uintptr) bool { return b.tryRead(s, fd) }
 	}
-	b.spin = spinOK
+	b.spin = s.shouldSpin()
 	err := b.rc.Read(b.tryReadFunc)
-	tok, n, readErr := b.b[0], b.n, b.err
-	rs.release(b)
 	switch {
 	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
+		if v := s.state.Load(); v&^callsMask != 0 {
+			return 0, shutError(v)
+		}
 		return 0, errInterrupted
 	case err != nil:
-		// RawRead fails otherwise only because the file is closed or
-		// closing (internal/poll's ErrFileClosing, which os.File's own
-		// methods translate to os.ErrClosed).
 		return 0, fmt.Errorf("%w (%v)", os.ErrClosed, err)
-	case readErr != nil:
-		return 0, os.NewSyscallError("read", readErr)
-	case n == 0:
+	case b.err != nil:
+		return 0, os.NewSyscallError("read", b.err)
+	case b.n == 0:
 		return 0, io.EOF
 	}
-	return tok, nil
+	return b.b[0], nil
 }
 
 // tryRead is what the runtime poller calls to read a token from fd: true when
 // the read is done (b.n and b.err tell how), false to wait until fd is ready.
 //
-// The first call spins on non-blocking reads for up to spinFor before giving
-// up: a thread that parks in the poller sleeps, and waking it costs a peer
-// that answers within microseconds (a child echoing a token) a full
-// scheduler wake-up per token, 20 µs and more on a virtual machine. As with
-// sync.Mutex, spinning is only done with more than one CPU, and only briefly;
-// deadlines and Close take effect when it ends.
-func (b *scratch) tryRead(fd uintptr) bool {
+// The first call may spin on non-blocking reads for up to spinFor before it
+// gives up: a thread that parks in the poller sleeps, and waking it costs a
+// peer that answers within microseconds (a child echoing a token) a full
+// scheduler wake-up per token, 20 µs and more on a virtual machine.
+// shouldSpin decides whether that is worth it.
+func (b *scratch) tryRead(s *sysFile, fd uintptr) bool {
 	var deadline time.Time
 	for {
 		n, err := syscall.Read(int(fd), b.b[:])
@@ -146,6 +308,9 @@ func (b *scratch) tryRead(fd uintptr) bool {
 		case err == syscall.EINTR:
 			continue
 		case err != syscall.EAGAIN:
+			if !deadline.IsZero() {
+				s.spinFails.Store(0) // the spin paid off
+			}
 			b.n, b.err = n, err
 			return true
 		case !b.spin:
@@ -155,28 +320,88 @@ func (b *scratch) tryRead(fd uintptr) bool {
 		if deadline.IsZero() {
 			deadline = now.Add(spinFor)
 		} else if now.After(deadline) {
+			s.spinFails.Add(1)
 			b.spin = false
 			return false
 		}
 	}
 }
 
-// spinFor bounds tryRead's spinning; spinOK says whether to spin at all.
+// spinFor bounds one spin of tryRead.
 const spinFor = 25 * time.Microsecond
 
-var spinOK = runtime.NumCPU() > 1
+// shouldSpin reports whether a read about to wait should spin first. Never
+// with one P (GOMAXPROCS, read afresh each time: it can change, and since
+// Go 1.25 follows a container's CPU quota): the goroutine that would write
+// the token could not run meanwhile. With more, spin while spins pay off;
+// after spinGiveUp fruitless spins in a row, as with a peer that writes
+// rarely, spin only on every spinProbe-th wait to notice when the peer has
+// become quick again, so that a spin that does not pay costs at most
+// 1/spinProbe of spinFor per wait on average.
+func (s *sysFile) shouldSpin() bool {
+	if runtime.GOMAXPROCS(0) < 2 {
+		return false
+	}
+	if s.spinFails.Load() < spinGiveUp {
+		return true
+	}
+	return s.waits.Add(1)%spinProbe == 0
+}
+
+const (
+	spinGiveUp = 3
+	spinProbe  = 16
+)
 
 // write writes token, through ws or a scratch of its own where the system
 // call needs one. A broken pipe gives an error for which isBrokenPipe holds.
 func (s *sysFile) write(token byte, ws *scratch) error {
-	// Go ignores SIGPIPE for descriptors other than 1 and 2, which FromEnv
-	// refuses, so a broken pipe is EPIPE here rather than the end of us.
-	f, err := s.file()
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	// Go ignores SIGPIPE raised by write(2) (only *os.File raises it again,
+	// for descriptors 1 and 2, which an end never is), so a broken pipe is
+	// EPIPE here rather than the end of us.
+	for {
+		_, err := syscall.Write(s.fd, tokenBytes[token:int(token)+1])
+		switch err {
+		case nil:
+			return nil
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return s.waitWrite(token)
+		}
+		return os.NewSyscallError("write", err)
+	}
+}
+
+// waitWrite writes a token through the poller, once write(2) has found the
+// pipe full. The caller has entered.
+func (s *sysFile) waitWrite(token byte) error {
+	rc, err := s.file().SyscallConn()
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(tokenBytes[token : int(token)+1])
-	return err
+	var werr error
+	err = rc.Write(func(fd uintptr) bool {
+		for {
+			_, werr = syscall.Write(int(fd), tokenBytes[token:int(token)+1])
+			if werr != syscall.EINTR {
+				return werr != syscall.EAGAIN
+			}
+		}
+	})
+	switch {
+	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
+		return shutError(s.state.Load())
+	case err != nil:
+		return fmt.Errorf("%w (%v)", os.ErrClosed, err)
+	case werr != nil:
+		return os.NewSyscallError("write", werr)
+	}
+	return nil
 }
 
 // tokenBytes holds every token, for write(2) to read from: no buffer to claim.
@@ -190,58 +415,56 @@ var tokenBytes = func() (t [256]byte) {
 // setInterrupted makes pending and later reads return errInterrupted while
 // on is true.
 func (s *sysFile) setInterrupted(on bool) {
-	var deadline time.Time // none
-	if on {
-		deadline = time.Unix(1, 0) // long past
-	}
-	if f, err := s.file(); err == nil {
-		f.SetReadDeadline(deadline) // fails only once closed, when reads fail anyway
-	}
-}
-
-// close closes the end, waking pending reads and writes.
-func (s *sysFile) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil
+	s.interrupted = on
+	s.setDeadlines()
+}
+
+// close closes the end, ending pending reads and writes first.
+func (s *sysFile) close() error {
+	if s.shut(shutClosed) != nil {
+		return nil // closed already
 	}
-	s.closed = true
-	if f := s.f.Load(); f != nil {
-		return f.Close()
-	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.cleanup.Stop()
-	return os.NewSyscallError("close", unix.Close(s.fd))
+	var err error
+	if f := s.f.Load(); f != nil {
+		err = f.Close()
+	} else {
+		err = os.NewSyscallError("close", unix.Close(s.fd))
+	}
+	disown(uintptr(s.fd))
+	return err
 }
 
 // export makes cmd's child inherit the end and returns the value that names
-// it in the child.
+// it in the child. It ends pending reads and writes first, and from then on
+// every call but close fails with ErrExported.
 func (s *sysFile) export(cmd *exec.Cmd) (string, error) {
+	if err := s.shut(shutExported); err != nil {
+		return "", err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// The child shares our open file description, and O_NONBLOCK lives there:
 	// a child not written in Go expects the blocking pipe it would get from a
-	// shell, and FromEnv makes it non-blocking again for a Go child. Cleared
-	// before adopt, it also keeps an end never used here out of the poller.
-	if s.closed {
-		return "", os.ErrClosed
-	}
-	err := unix.SetNonblock(s.fd, false)
-	if err != nil {
+	// shell, and FromEnv makes it non-blocking again for a Go child. Nothing
+	// in this process uses fd from now on, so nothing here can block on it.
+	if err := unix.SetNonblock(s.fd, false); err != nil {
+		s.state.Add(^uint64(shutExported - 1)) // clear the flag: e stays as it was
+		s.setDeadlines()
 		return "", os.NewSyscallError("fcntl", err)
-	}
-	f, err := s.adopt()
-	if err != nil {
-		return "", err
 	}
 	// os/exec numbers ExtraFiles from 3 in the child.
 	value := strconv.Itoa(3 + len(cmd.ExtraFiles))
-	cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	cmd.ExtraFiles = append(cmd.ExtraFiles, s.adopt())
 	return value, nil
 }
 
 // importEnd takes over the inherited end that n names, or returns an error
-// saying why n names none, leaving it untouched.
+// saying why n names none, leaving it as it was.
 func importEnd(n uint64) (*sysFile, error) {
 	fd := int(n)
 	if fd <= 2 {
@@ -254,12 +477,27 @@ func importEnd(n uint64) (*sysFile, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFIFO {
 		return nil, fmt.Errorf("descriptor %d is a %s, not a pipe: %w", fd, fileType(uint32(st.Mode)), os.ErrInvalid)
 	}
+	fdFlags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil {
+		return nil, fmt.Errorf("descriptor %d: %w: %w", fd, os.NewSyscallError("fcntl", err), os.ErrInvalid)
+	}
+	flFlags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return nil, fmt.Errorf("descriptor %d: %w: %w", fd, os.NewSyscallError("fcntl", err), os.ErrInvalid)
+	}
+	// Non-blocking first: it is the change that fails on a descriptor that
+	// cannot be read or written (Linux's O_PATH), and then nothing has been
+	// changed yet.
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flFlags|unix.O_NONBLOCK); err != nil {
+		return nil, fmt.Errorf("descriptor %d cannot be used for reading or writing: %w: %w", fd, os.NewSyscallError("fcntl", err), os.ErrInvalid)
+	}
 	// Hold ForkLock so that no child is forked between our inheriting the
 	// descriptor and marking it close-on-exec, as os does for pipe(2).
 	syscall.ForkLock.RLock()
-	unix.CloseOnExec(fd)
+	_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFD, fdFlags|unix.FD_CLOEXEC)
 	syscall.ForkLock.RUnlock()
-	if err := unix.SetNonblock(fd, true); err != nil {
+	if err != nil {
+		unix.FcntlInt(uintptr(fd), unix.F_SETFL, flFlags) // as it was
 		return nil, fmt.Errorf("descriptor %d: %w: %w", fd, os.NewSyscallError("fcntl", err), os.ErrInvalid)
 	}
 	return newSysFile(fd), nil

@@ -1,6 +1,7 @@
 package tokenpipe
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -38,6 +39,7 @@ type sysFile struct {
 	idle        sync.Cond // broadcast when inflight drops or cancelling ends
 	inflight    int       // ReadFile and WriteFile calls under way
 	closing     bool
+	exported    bool
 	interrupted bool
 	cancelling  bool // cancelLoop is running
 
@@ -67,13 +69,20 @@ func makePipe() (r, w *sysFile, err error) {
 func newSysFile(h windows.Handle) *sysFile {
 	s := &sysFile{h: h}
 	s.idle.L = &s.mu
-	s.cleanup = runtime.AddCleanup(s, func(h windows.Handle) { windows.CloseHandle(h) }, h)
+	s.cleanup = runtime.AddCleanup(s, func(h windows.Handle) {
+		windows.CloseHandle(h)
+		disown(uintptr(h))
+	}, h)
 	return s
 }
 
+// handle returns the descriptor or handle value, as FromEnv would name it.
+func (s *sysFile) handle() uintptr { return uintptr(s.h) }
+
 // read reads one token, through rs or a scratch of its own. It returns io.EOF
-// at end of stream, errInterrupted while setInterrupted(true) is in force, and
-// an error matching os.ErrClosed once close has begun.
+// at end of stream, errInterrupted while setInterrupted(true) is in force, an
+// error matching os.ErrClosed once close has begun and ErrExported once
+// export has.
 func (s *sysFile) read(rs *scratch) (byte, error) {
 	b := rs.claim()
 	defer rs.release(b)
@@ -82,14 +91,18 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 			return 0, err
 		}
 		err := windows.ReadFile(s.h, b.b[:], &b.n, nil)
-		closing, interrupted := s.end()
+		shut, interrupted := s.end()
 		switch {
 		case err == nil && b.n == 1:
 			return b.b[0], nil
 		case err == windows.ERROR_BROKEN_PIPE:
 			return 0, io.EOF // every write handle is closed
-		case err == windows.ERROR_OPERATION_ABORTED && closing:
-			return 0, os.ErrClosed
+		case err == windows.ERROR_NO_DATA:
+			// Only a pipe in no-wait mode says this of a read; FromEnv
+			// refuses those, but the mode can be changed later from outside.
+			return 0, errNoWait
+		case err == windows.ERROR_OPERATION_ABORTED && shut != nil:
+			return 0, shut
 		case err == windows.ERROR_OPERATION_ABORTED && interrupted:
 			return 0, errInterrupted
 		case err != nil && err != windows.ERROR_OPERATION_ABORTED:
@@ -111,12 +124,16 @@ func (s *sysFile) write(token byte, ws *scratch) error {
 			return err
 		}
 		err := windows.WriteFile(s.h, b.b[:], &b.n, nil)
-		closing, _ := s.end()
+		shut, _ := s.end()
 		switch {
 		case err == nil && b.n == 1:
 			return nil
-		case err == windows.ERROR_OPERATION_ABORTED && closing:
-			return os.ErrClosed
+		case err == nil:
+			// A pipe in no-wait mode that is full takes nothing and says
+			// nothing; retrying would spin.
+			return errNoWait
+		case err == windows.ERROR_OPERATION_ABORTED && shut != nil:
+			return shut
 		case err != nil && err != windows.ERROR_OPERATION_ABORTED:
 			return err
 		}
@@ -134,32 +151,53 @@ func (s *sysFile) setInterrupted(on bool) {
 	s.startCancelling()
 }
 
-// close closes the end, waking pending reads and writes.
+// close closes the end, ending pending reads and writes first.
 func (s *sysFile) close() error {
 	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
 	s.closing = true
+	s.waitIdle()
+	s.mu.Unlock()
+	s.cleanup.Stop()
+	err := windows.CloseHandle(s.h)
+	disown(uintptr(s.h))
+	return os.NewSyscallError("CloseHandle", err)
+}
+
+// waitIdle cancels the calls under way and waits until they have returned
+// and cancelLoop has stopped, so that no CancelIoEx can land on the handle
+// later. s.mu must be held.
+func (s *sysFile) waitIdle() {
 	s.startCancelling()
 	for s.inflight > 0 || s.cancelling {
 		s.idle.Wait()
 	}
-	s.mu.Unlock()
-	s.cleanup.Stop()
-	return os.NewSyscallError("CloseHandle", windows.CloseHandle(s.h))
 }
 
 // export makes cmd's child inherit the end and returns the value that names
-// it in the child.
+// it in the child. It ends pending reads and writes first, and from then on
+// every call but close fails with ErrExported.
 func (s *sysFile) export(cmd *exec.Cmd) (string, error) {
-	if err := s.begin(false); err != nil {
+	if cmd.SysProcAttr != nil && cmd.SysProcAttr.NoInheritHandles {
+		return "", fmt.Errorf("cmd.SysProcAttr.NoInheritHandles is set, so the child would inherit no handle: %w", os.ErrInvalid)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.shutErr(); err != nil {
 		return "", err
 	}
-	defer s.end()
+	s.exported = true
+	s.waitIdle()
 	// PROC_THREAD_ATTRIBUTE_HANDLE_LIST, which os/exec uses, takes only
 	// inheritable handles (Wine does not check this; Windows does), and it
 	// keeps the handle out of every child but cmd's:
 	// https://learn.microsoft.com/windows/win32/api/processthreadsapi/nf-processthreadsapi-updateprocthreadattribute
 	err := windows.SetHandleInformation(s.h, windows.HANDLE_FLAG_INHERIT, windows.HANDLE_FLAG_INHERIT)
 	if err != nil {
+		s.exported = false // e stays as it was
 		return "", os.NewSyscallError("SetHandleInformation", err)
 	}
 	if cmd.SysProcAttr == nil {
@@ -171,8 +209,16 @@ func (s *sysFile) export(cmd *exec.Cmd) (string, error) {
 }
 
 // importEnd takes over the inherited end that n names, or returns an error
-// saying why n names none, leaving it untouched.
+// saying why n names none, leaving it as it was.
 func importEnd(n uint64) (*sysFile, error) {
+	// Windows ignores the two low bits of a handle value, so n+1, n+2 and
+	// n+3 would name n's handle too, and dodge every check made of n:
+	// https://learn.microsoft.com/windows/win32/sysinfo/kernel-objects
+	// ("the lower 2 bits of a handle value ... are not used"); a handle that
+	// ExportTo passes is always a multiple of four.
+	if n&3 != 0 {
+		return nil, fmt.Errorf("%d is not a handle value: those are multiples of 4: %w", n, os.ErrInvalid)
+	}
 	h := windows.Handle(n)
 	for _, std := range []uint32{windows.STD_INPUT_HANDLE, windows.STD_OUTPUT_HANDLE, windows.STD_ERROR_HANDLE} {
 		if sh, err := windows.GetStdHandle(std); err == nil && sh == h && h != 0 {
@@ -193,6 +239,12 @@ func importEnd(n uint64) (*sysFile, error) {
 	if err := windows.GetNamedPipeInfo(h, &flags, nil, nil, nil); err != nil {
 		return nil, fmt.Errorf("handle %d is not a pipe (a socket?): GetNamedPipeInfo: %v: %w", n, err, os.ErrInvalid)
 	}
+	// In no-wait mode ReadFile on an empty pipe and WriteFile on a full one
+	// return at once: nothing could wait for a token.
+	var state uint32
+	if err := windows.GetNamedPipeHandleState(h, &state, nil, nil, nil, nil, 0); err == nil && state&windows.PIPE_NOWAIT != 0 {
+		return nil, fmt.Errorf("handle %d is a pipe in no-wait mode (PIPE_NOWAIT), in which no read can wait for a token: %w", n, os.ErrInvalid)
+	}
 	if err := windows.SetHandleInformation(h, windows.HANDLE_FLAG_INHERIT, 0); err != nil {
 		return nil, fmt.Errorf("handle %d: %w: %w", n, os.NewSyscallError("SetHandleInformation", err), os.ErrInvalid)
 	}
@@ -208,6 +260,10 @@ func isBrokenPipe(err error) bool {
 	return err == windows.ERROR_NO_DATA || err == windows.ERROR_BROKEN_PIPE
 }
 
+// errNoWait is what a read or write returns on a pipe that was put in
+// no-wait mode (PIPE_NOWAIT) after FromEnv took it.
+var errNoWait = errors.New("the pipe is in no-wait mode (PIPE_NOWAIT), in which no call can wait for a token")
+
 // envKeyEqual reports whether two environment variable names are the same.
 func envKeyEqual(a, b string) bool {
 	return strings.EqualFold(a, b) // Windows ignores case in names
@@ -217,24 +273,37 @@ func envKeyEqual(a, b string) bool {
 func (s *sysFile) begin(read bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.closing:
-		return os.ErrClosed
-	case read && s.interrupted:
+	if err := s.shutErr(); err != nil {
+		return err
+	}
+	if read && s.interrupted {
 		return errInterrupted
 	}
 	s.inflight++
 	return nil
 }
 
-// end unregisters a call and reports why it might have been cancelled.
-func (s *sysFile) end() (closing, interrupted bool) {
+// end unregisters a call and reports why it might have been cancelled: the
+// error for a closed or exported end, and whether reads are interrupted.
+func (s *sysFile) end() (shut error, interrupted bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.inflight--; s.inflight == 0 {
 		s.idle.Broadcast()
 	}
-	return s.closing, s.interrupted
+	return s.shutErr(), s.interrupted
+}
+
+// shutErr says why no call may start: os.ErrClosed once close has begun,
+// ErrExported once export has, nil otherwise. s.mu must be held.
+func (s *sysFile) shutErr() error {
+	switch {
+	case s.closing:
+		return os.ErrClosed
+	case s.exported:
+		return ErrExported
+	}
+	return nil
 }
 
 // startCancelling starts cancelLoop if calls under way must be cancelled.
@@ -247,7 +316,7 @@ func (s *sysFile) startCancelling() {
 }
 
 func (s *sysFile) mustCancel() bool {
-	return s.inflight > 0 && (s.closing || s.interrupted)
+	return s.inflight > 0 && (s.closing || s.exported || s.interrupted)
 }
 
 // cancelLoop calls CancelIoEx until no call that must end is under way.
