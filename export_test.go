@@ -4,3 +4,10 @@ package tokenpipe
 var ParseEndValue = parseEndValue
 
 const MaxEndValue = uint64(maxEndValue)
+
+// InterruptedReads returns how many reads were interrupted for another
+// reader's context so far.
+func InterruptedReads() int64 { return interruptedReads.Load() }
+
+// EndHandle returns the descriptor or handle behind an open end.
+func EndHandle(e *TokenPipeEnd) uintptr { return e.f.Load().sys.handle() }

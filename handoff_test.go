@@ -377,8 +377,9 @@ func TestFromEnvRefusesBadValues(t *testing.T) {
 	}
 }
 
-// refused sets endEnv to v and checks that FromEnv says no properly.
-func refused(t *testing.T, v string) {
+// refused sets endEnv to v, checks that FromEnv says no properly, and
+// returns what it said.
+func refused(t *testing.T, v string) error {
 	t.Helper()
 	t.Setenv(endEnv, v)
 	e, err := tokenpipe.FromEnv(endEnv)
@@ -398,6 +399,7 @@ func refused(t *testing.T, v string) {
 	if got, ok := os.LookupEnv(endEnv); !ok || got != v {
 		t.Errorf("FromEnv changed %s from %q to %q (set %v) although it refused it", endEnv, v, got, ok)
 	}
+	return err
 }
 
 func TestExportToRefusesBadCalls(t *testing.T) {

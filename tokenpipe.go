@@ -447,6 +447,7 @@ func (f *endFile) readToken(op string, ctx context.Context) (byte, error) {
 		case ctx != nil && ctx.Err() != nil:
 			return 0, ctx.Err()
 		}
+		interruptedReads.Add(1)
 		// Another reader's context ended: wait, without spinning, until it
 		// has returned and reads are no longer interrupted. That takes no
 		// longer than the interrupted reader takes to return.
@@ -467,6 +468,10 @@ func (f *endFile) readToken(op string, ctx context.Context) (byte, error) {
 		}
 	}
 }
+
+// interruptedReads counts the reads that were interrupted for another
+// reader's context, for the tests to see that readers wait rather than spin.
+var interruptedReads atomic.Int64
 
 func (f *endFile) interrupt() {
 	f.mu.Lock()

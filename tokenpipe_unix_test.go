@@ -9,13 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// OSHandle returns the descriptor behind an open end.
+// OSHandle returns the descriptor or handle behind an open end.
 func OSHandle(t testing.TB, e *TokenPipeEnd) uintptr {
 	t.Helper()
-	s := e.f.Load().sys
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return uintptr(s.fd)
+	return EndHandle(e)
 }
 
 // Inheritable reports whether a child started with exec would get h.

@@ -1,0 +1,94 @@
+//go:build unix
+
+package tokenpipe_test
+
+import (
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/tokenpipe/tokenpipe"
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	// make-without-stdio closes its standard streams, as a daemon that
+	// detaches does, then makes pipes and writes to one whose read end is
+	// closed. Its exit code says what went wrong; SIGPIPE kills it.
+	helpers["make-without-stdio"] = func() int {
+		for fd := range 3 {
+			unix.Close(fd)
+		}
+		for range 2 {
+			p, err := tokenpipe.Make()
+			if err != nil {
+				return 10
+			}
+			r, w := p.TakeReadEnd(), p.TakeWriteEnd()
+			if tokenpipe.EndHandle(r) <= 2 || tokenpipe.EndHandle(w) <= 2 {
+				return 11
+			}
+			r.Close()
+			if err := w.TokenWrite(1); !errors.Is(err, io.ErrClosedPipe) {
+				return 12
+			}
+			w.Close()
+		}
+		return 0
+	}
+}
+
+// An end is never descriptor 0, 1 or 2, even when Make is called with the
+// standard streams closed: a broken pipe on 1 or 2 killed the process with
+// SIGPIPE, as os.File treats those as standard output and error.
+func TestMakeNeverUsesStdio(t *testing.T) {
+	cmd := helperCommand(t, "make-without-stdio")
+	cmd.Stderr = nil
+	err := cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("helper with its standard streams closed: %v (exit %d; 11: an end was 0-2, 12: no io.ErrClosedPipe, -1: killed by a signal)", err, code)
+	}
+}
+
+// A blocked write on a full pipe ends with ErrExported when ExportTo hands
+// its end over, rather than continuing on a descriptor ExportTo made
+// blocking, and Close does not hang.
+func TestExportToEndsBlockedWriter(t *testing.T) {
+	for round := range 100 {
+		r, w := mustMake(t)
+		fillPipe(t, w)
+		started, done := readAsync(func() (byte, error) { return 0, w.TokenWrite(2) })
+		<-started
+		if err := w.ExportTo(helperCommand(t, "hold"), endEnv); err != nil {
+			t.Fatal(err)
+		}
+		if res := await(t, done, "write to a full pipe beside ExportTo"); !errors.Is(res.err, tokenpipe.ErrExported) {
+			t.Fatalf("round %d: got %v, want ErrExported", round, res.err)
+		}
+		closeWithin(t, w)
+		r.Close()
+	}
+}
+
+// fillPipe writes tokens until the pipe behind w is full.
+func fillPipe(t *testing.T, w *tokenpipe.TokenPipeEnd) {
+	t.Helper()
+	fd := int(tokenpipe.OSHandle(t, w))
+	var b [4096]byte
+	for {
+		_, err := unix.Write(fd, b[:])
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for { // what is left may be less than 4096 bytes
+		if _, err := unix.Write(fd, b[:1]); err == unix.EAGAIN {
+			return
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
