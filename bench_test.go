@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/tokenpipe/tokenpipe"
 )
@@ -43,7 +44,9 @@ func BenchmarkWriteRead(b *testing.B) {
 	})
 }
 
-// Two goroutines pass a token back and forth over two pipes.
+// Two goroutines pass a token back and forth over two pipes. Run it with
+// -cpu 1,2: with one P (a container with a one-CPU quota) a reader that
+// spins before it parks only delays the goroutine that would answer.
 func BenchmarkRoundTrip(b *testing.B) {
 	b.Run("impl=tokenpipe", func(b *testing.B) {
 		pingR, pingW := mustMake(b)
@@ -181,6 +184,53 @@ func echoBytes(in io.ReadCloser, out io.WriteCloser) {
 			return
 		}
 	}
+}
+
+// A writer sends a token about once a millisecond, far too seldom for a
+// reader's spin before parking to pay: what counts is the CPU time the
+// process spends per token (cpu-ns/op), not the wall time (ns/op, which is
+// the writer's pace).
+func BenchmarkSlowWriter(b *testing.B) {
+	const pace = time.Millisecond
+	b.Run("impl=tokenpipe", func(b *testing.B) {
+		r, w := mustMake(b)
+		go func() {
+			for range b.N {
+				time.Sleep(pace)
+				if w.TokenWrite(1) != nil {
+					return
+				}
+			}
+		}()
+		perToken(b, func() error { _, err := r.TokenRead(); return err })
+	})
+	b.Run("impl=os.Pipe", func(b *testing.B) {
+		r, w := osPipe(b)
+		go func() {
+			buf := []byte{1}
+			for range b.N {
+				time.Sleep(pace)
+				if _, err := w.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+		buf := make([]byte, 1)
+		perToken(b, func() error { _, err := r.Read(buf); return err })
+	})
+}
+
+// perToken calls read b.N times and reports the process's CPU time per call.
+func perToken(b *testing.B, read func() error) {
+	cpu0 := tokenpipe.ProcessCPUTime(b)
+	b.ResetTimer()
+	for range b.N {
+		if err := read(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(tokenpipe.ProcessCPUTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 func BenchmarkMakeClose(b *testing.B) {

@@ -4,7 +4,9 @@ package tokenpipe
 
 import (
 	"os"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -79,3 +81,14 @@ func OpenSocket(t testing.TB) uintptr {
 
 // StdHandles returns the handles of standard input, output and error.
 func StdHandles() []uintptr { return []uintptr{0, 1, 2} }
+
+// ProcessCPUTime returns the CPU time, user and system, that the process has
+// used so far.
+func ProcessCPUTime(t testing.TB) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -3,6 +3,7 @@ package tokenpipe
 import (
 	"os"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -128,4 +129,17 @@ func SetNoWait(t testing.TB, h uintptr) {
 	if err := windows.SetNamedPipeHandleState(windows.Handle(h), &mode, nil, nil); err != nil {
 		t.Fatalf("SetNamedPipeHandleState(PIPE_NOWAIT): %v", err)
 	}
+}
+
+// ProcessCPUTime returns the CPU time, user and system, that the process has
+// used so far.
+func ProcessCPUTime(t testing.TB) time.Duration {
+	t.Helper()
+	var creation, exit, kernel, user windows.Filetime
+	if err := windows.GetProcessTimes(windows.CurrentProcess(), &creation, &exit, &kernel, &user); err != nil {
+		t.Fatalf("GetProcessTimes: %v", err)
+	}
+	// Filetimes count 100 ns ticks.
+	ticks := func(f windows.Filetime) int64 { return int64(f.HighDateTime)<<32 | int64(f.LowDateTime) }
+	return time.Duration((ticks(kernel) + ticks(user)) * 100)
 }
