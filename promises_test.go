@@ -5,6 +5,7 @@ package tokenpipe_test
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -118,5 +119,20 @@ func TestReadersWaitWhileAnotherCancels(t *testing.T) {
 	}
 	if want := waiting * (waiting + 1) / 2; sum != want {
 		t.Fatalf("waiting readers' tokens add up to %d, want %d", sum, want)
+	}
+}
+
+// ExportTo and Close racing on one end: ExportTo either hands the end over
+// or says it is closed, and never goes on to change a descriptor that Close
+// has closed (and that may have been reused).
+func TestExportToRacingClose(t *testing.T) {
+	for range 200 {
+		r, _ := mustMake(t)
+		exported := make(chan error, 1)
+		go func() { exported <- r.ExportTo(exec.Command("x"), endEnv) }()
+		closeWithin(t, r)
+		if err := <-exported; err != nil && !errors.Is(err, os.ErrClosed) {
+			t.Fatalf("ExportTo racing Close: got %v, want nil or os.ErrClosed", err)
+		}
 	}
 }

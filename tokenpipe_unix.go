@@ -100,10 +100,9 @@ func shutError(state uint64) error {
 
 // shut sets flag, so that no new call starts, wakes the calls under way and
 // waits until they have returned. Closing is refused only once closed;
-// exporting also once exported.
+// exporting also once exported, and if a close came while it waited. s.mu
+// must be held; the wait lets go of it meanwhile.
 func (s *sysFile) shut(flag uint64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	refuse := uint64(shutClosed)
 	if flag == shutExported {
 		refuse |= shutExported
@@ -120,6 +119,9 @@ func (s *sysFile) shut(flag uint64) error {
 	s.setDeadlines()
 	for s.state.Load()&callsMask != 0 {
 		s.idle.Wait()
+	}
+	if v := s.state.Load(); flag == shutExported && v&shutClosed != 0 {
+		return shutError(v) // fd may be closed already: hands off
 	}
 	return nil
 }
@@ -423,11 +425,11 @@ func (s *sysFile) setInterrupted(on bool) {
 
 // close closes the end, ending pending reads and writes first.
 func (s *sysFile) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.shut(shutClosed) != nil {
 		return nil // closed already
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.cleanup.Stop()
 	var err error
 	if f := s.f.Load(); f != nil {
@@ -443,11 +445,11 @@ func (s *sysFile) close() error {
 // it in the child. It ends pending reads and writes first, and from then on
 // every call but close fails with ErrExported.
 func (s *sysFile) export(cmd *exec.Cmd) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.shut(shutExported); err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	// The child shares our open file description, and O_NONBLOCK lives there:
 	// a child not written in Go expects the blocking pipe it would get from a
 	// shell, and FromEnv makes it non-blocking again for a Go child. Nothing

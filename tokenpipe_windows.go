@@ -191,6 +191,9 @@ func (s *sysFile) export(cmd *exec.Cmd) (string, error) {
 	}
 	s.exported = true
 	s.waitIdle()
+	if s.closing { // a close came while we waited: h may be closed already
+		return "", os.ErrClosed
+	}
 	// PROC_THREAD_ATTRIBUTE_HANDLE_LIST, which os/exec uses, takes only
 	// inheritable handles (Wine does not check this; Windows does), and it
 	// keeps the handle out of every child but cmd's:
