@@ -42,6 +42,7 @@ func BenchmarkWriteRead(b *testing.B) {
 			}
 		}
 	})
+	b.Run("impl=syscall", benchBareSyscalls)
 }
 
 // Two goroutines pass a token back and forth over two pipes. Run it with

@@ -5,7 +5,9 @@ package tokenpipe_test
 import (
 	"errors"
 	"io"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/tokenpipe/tokenpipe"
 	"golang.org/x/sys/unix"
@@ -90,5 +92,40 @@ func fillPipe(t *testing.T, w *tokenpipe.TokenPipeEnd) {
 		} else if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A read or write that need not wait does not touch the runtime poller: an
+// end joins it only when a call would block, so a daemon's report end, which
+// only writes, never does.
+func TestPollerOnlyWhenWaiting(t *testing.T) {
+	r, w := mustMake(t)
+	for tok := range byte(100) {
+		if err := w.TokenWrite(tok); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r.TokenRead(); got != tok || err != nil {
+			t.Fatalf("got (%d, %v), want (%d, nil)", got, err, tok)
+		}
+	}
+	if tokenpipe.JoinedPoller(r) || tokenpipe.JoinedPoller(w) {
+		t.Fatalf("reads and writes that did not wait joined the poller: read end %v, write end %v",
+			tokenpipe.JoinedPoller(r), tokenpipe.JoinedPoller(w))
+	}
+	// A read of the empty pipe must wait, so it must join.
+	_, done := readAsync(r.TokenRead)
+	for deadline := time.Now().Add(hangGuard); !tokenpipe.JoinedPoller(r); runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatal("a read that waits did not join the poller, so nothing could wake it")
+		}
+	}
+	if err := w.TokenWrite(7); err != nil {
+		t.Fatal(err)
+	}
+	if res := await(t, done, "read that waited"); res.tok != 7 || res.err != nil {
+		t.Fatalf("read that waited: got (%d, %v), want (7, nil)", res.tok, res.err)
+	}
+	if tokenpipe.JoinedPoller(w) {
+		t.Error("the write end joined the poller without ever waiting")
 	}
 }

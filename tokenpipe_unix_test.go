@@ -92,3 +92,7 @@ func ProcessCPUTime(t testing.TB) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// JoinedPoller reports whether an open end has become an *os.File in the
+// runtime poller.
+func JoinedPoller(e *TokenPipeEnd) bool { return e.f.Load().sys.f.Load() != nil }

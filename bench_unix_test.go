@@ -1,0 +1,31 @@
+//go:build unix
+
+package tokenpipe_test
+
+import (
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// benchBareSyscalls is the floor for BenchmarkWriteRead: write(2) and read(2)
+// of one byte on a non-blocking pipe, with nothing around them but Go's
+// system-call path.
+func benchBareSyscalls(b *testing.B) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
+	buf := make([]byte, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := syscall.Write(p[1], buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := syscall.Read(p[0], buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
