@@ -3,6 +3,7 @@
 package tokenpipe_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -89,11 +90,13 @@ func init() {
 		}
 		switch os.Args[3] {
 		case "hang":
+			fmt.Println("written")
 			holdStdin()
 		case "die":
 			killSelf()
 		case "close-hang":
 			e.Close()
+			fmt.Println("written and closed")
 			holdStdin()
 		}
 		runtimeKeepAlive(e)
@@ -197,6 +200,20 @@ func init() {
 		}
 		return 0
 	}
+	// hs-caller-setup writes "extra" to the file named by arg, and reports
+	// ready with whether the caller's process attributes took effect.
+	helpers["hs-caller-setup"] = func() int {
+		n, _ := strconv.ParseUint(os.Args[1], 10, 64)
+		f := os.NewFile(uintptr(n), "extra")
+		if _, err := f.WriteString("extra"); err != nil {
+			return helperExit(3, err)
+		}
+		f.Close()
+		if err := tokenpipe.Ready(readyEnv, strconv.FormatBool(callerSetupSeen())); err != nil {
+			return helperExit(3, err)
+		}
+		return 0
+	}
 	// hs-twice reports ready, then checks that later reports are refused.
 	helpers["hs-twice"] = func() int {
 		if err := tokenpipe.Ready(readyEnv, "first"); err != nil {
@@ -256,6 +273,38 @@ func startAndWait(cmd *exec.Cmd) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	return tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+}
+
+// cancelWhenWritten runs StartAndWait on an hs-raw command and cancels its
+// context once the helper says, on standard output, that it has written (and
+// maybe closed) its end.
+func cancelWhenWritten(t *testing.T, cmd *exec.Cmd) (string, error) {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		msg string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		msg, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+		done <- result{msg, err}
+	}()
+	// Ends with an error if the helper dies first, which the result shows.
+	bufio.NewReader(stdout).ReadString('\n')
+	cancel()
+	select {
+	case r := <-done:
+		return r.msg, r.err
+	case <-time.After(hangGuard):
+		t.Fatalf("StartAndWait still blocked %v after its context was cancelled", hangGuard)
+		return "", nil
+	}
 }
 
 // noLeaks runs f and checks that it left no pipe and no goroutine behind.
@@ -430,25 +479,39 @@ func TestStartAndWaitExited(t *testing.T) {
 // ctx ends first: killed, reaped, ctx.Err(); also while the message is
 // still coming.
 func TestStartAndWaitContextEnds(t *testing.T) {
+	t.Run("no report", func(t *testing.T) {
+		var cmd *exec.Cmd
+		var err error
+		noLeaks(t, func() {
+			cmd, _ = hsCommand(t, "hs-hang")
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			_, err = tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+		})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, want context.DeadlineExceeded", err)
+		}
+		reaped(t, cmd)
+		if cmd.ProcessState.Success() {
+			t.Fatalf("child %s, want killed", cmd.ProcessState)
+		}
+	})
 	for _, c := range []struct {
-		name, helper string
-		args         []string
+		name string
+		args []string
 	}{
-		{"no report", "hs-hang", nil},
-		{"message without its newline", "hs-raw", []string{"1", "partial", "hang"}},
-		{"failure reason, end still open", "hs-raw", []string{"0", "partial", "hang"}},
+		{"message without its newline", []string{"1", "partial", "hang"}},
+		{"failure reason, end still open", []string{"0", "partial", "hang"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var cmd *exec.Cmd
 			var err error
 			noLeaks(t, func() {
-				cmd, _ = hsCommand(t, c.helper, c.args...)
-				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-				defer cancel()
-				_, err = tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+				cmd, _ = hsCommand(t, "hs-raw", c.args...)
+				_, err = cancelWhenWritten(t, cmd)
 			})
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("got %v, want context.DeadlineExceeded", err)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("got %v, want context.Canceled", err)
 			}
 			reaped(t, cmd)
 			if cmd.ProcessState.Success() {
@@ -472,6 +535,11 @@ func TestStartAndWaitContextEnds(t *testing.T) {
 
 // A child that reports failure, or closes its end without a report, and
 // then does not exit is killed when ctx ends: the error matches both.
+//
+// The test cancels once the child says it has closed its end, but nothing
+// tells it when StartAndWait has read the rest of the pipe; if the cancel
+// came first, the outcome is the documented "no report when the context
+// ended", and the test tries again.
 func TestStartAndWaitLingers(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -482,22 +550,28 @@ func TestStartAndWaitLingers(t *testing.T) {
 		{"no report", []string{"", "", "close-hang"}, tokenpipe.ErrChildExited},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var cmd *exec.Cmd
-			var err error
-			noLeaks(t, func() {
-				cmd, _ = hsCommand(t, "hs-raw", c.args...)
-				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-				defer cancel()
-				_, err = tokenpipe.StartAndWait(ctx, cmd, readyEnv)
-			})
-			if !errors.Is(err, c.want) || !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("got %v, want %v and context.DeadlineExceeded", err, c.want)
+			for attempt := 1; ; attempt++ {
+				var cmd *exec.Cmd
+				var err error
+				noLeaks(t, func() {
+					cmd, _ = hsCommand(t, "hs-raw", c.args...)
+					_, err = cancelWhenWritten(t, cmd)
+				})
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("got %v, want %v and context.Canceled", err, c.want)
+				}
+				reaped(t, cmd)
+				if cmd.ProcessState.Success() {
+					t.Fatalf("child %s, want killed", cmd.ProcessState)
+				}
+				if errors.Is(err, c.want) {
+					t.Log(err)
+					return
+				}
+				if !strings.Contains(err.Error(), "no report when the context ended") || attempt == 20 {
+					t.Fatalf("attempt %d: got %v, want %v and context.Canceled", attempt, err, c.want)
+				}
 			}
-			reaped(t, cmd)
-			if cmd.ProcessState.Success() {
-				t.Fatalf("child %s, want killed", cmd.ProcessState)
-			}
-			t.Log(err)
 		})
 	}
 }
@@ -507,8 +581,9 @@ func TestStartAndWaitStartFails(t *testing.T) {
 	cmd := exec.Command(filepath.Join(t.TempDir(), "no-such-program"))
 	var err error
 	noLeaks(t, func() { _, err = startAndWait(cmd) })
-	if !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("got %v, want an error matching fs.ErrNotExist", err)
+	// Windows looks the name up first, to add ".exe", and finds nothing.
+	if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, exec.ErrNotFound) {
+		t.Fatalf("got %v, want an error matching fs.ErrNotExist or exec.ErrNotFound", err)
 	}
 	if cmd.Process != nil {
 		t.Fatal("cmd.Process is set although Start failed")
@@ -689,5 +764,31 @@ func TestReportNotExported(t *testing.T) {
 	}
 	if err := tokenpipe.Fail("", nil); !errors.Is(err, os.ErrInvalid) {
 		t.Errorf("Fail with an empty name: got %v, want os.ErrInvalid", err)
+	}
+}
+
+// What the caller put in cmd (extra files or handles, process attributes,
+// environment) is kept beside the exported end.
+func TestStartAndWaitKeepsCallerSetup(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := helperCommand(t, "hs-caller-setup")
+	value := callerSetup(t, cmd, w)
+	cmd.Args = append(cmd.Args, value)
+	attr := cmd.SysProcAttr
+	msg, err := startAndWait(cmd)
+	w.Close()
+	if err != nil || msg != "true" {
+		t.Fatalf("got (%q, %v), want (\"true\", nil): the caller's attributes were lost", msg, err)
+	}
+	cmd.Wait()
+	if cmd.SysProcAttr != attr {
+		t.Error("StartAndWait replaced cmd.SysProcAttr")
+	}
+	if got, err := io.ReadAll(r); string(got) != "extra" {
+		t.Fatalf("the caller's extra file got %q (%v), want \"extra\"", got, err)
 	}
 }
