@@ -578,7 +578,9 @@ func TestStartAndWaitLingers(t *testing.T) {
 
 // Start fails: the error, wrapped; nothing left open.
 func TestStartAndWaitStartFails(t *testing.T) {
-	cmd := exec.Command(filepath.Join(t.TempDir(), "no-such-program"))
+	// Not t.TempDir: Wine fails to remove a directory a process was looked
+	// up in ("Invalid function").
+	cmd := exec.Command(filepath.Join(os.TempDir(), "tokenpipe-test-no-such-program", "daemon"))
 	var err error
 	noLeaks(t, func() { _, err = startAndWait(cmd) })
 	// Windows looks the name up first, to add ".exe", and finds nothing.
