@@ -161,7 +161,8 @@ func trimPartialRune(b []byte) []byte {
 //     its place; the status is still the child's.
 //   - ctx ends before a whole report has arrived: StartAndWait kills the child,
 //     waits for it, and returns an error matching ctx.Err(). If ctx has ended
-//     already, cmd is not started.
+//     already, cmd is not started and is left as it was (like a Cmd never
+//     started, it keeps pipes made by StdinPipe and the like open).
 //   - cmd fails to start: that error, wrapped.
 //
 // Waiting for the exit after a failure report or end of stream is also
@@ -178,7 +179,8 @@ func trimPartialRune(b []byte) []byte {
 // bound.
 //
 // A nil ctx or cmd, a cmd already started, or an empty env or one containing
-// '=' or NUL give an error matching os.ErrInvalid, and nothing is started.
+// '=' or NUL give an error matching os.ErrInvalid; cmd is not started and is
+// left as it was.
 func StartAndWait(ctx context.Context, cmd *exec.Cmd, env string) (msg string, err error) {
 	const op = "StartAndWait"
 	switch {

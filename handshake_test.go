@@ -521,7 +521,9 @@ func TestStartAndWaitContextEnds(t *testing.T) {
 		})
 	}
 	t.Run("ended before the call", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-ready", "plain")
+		// Not hsCommand: the pipe StdinPipe makes stays open in a Cmd that
+		// is never started, as documented.
+		cmd := helperCommand(t, "hs-ready", "plain")
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if _, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv); !errors.Is(err, context.Canceled) {
