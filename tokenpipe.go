@@ -73,7 +73,10 @@ type TokenPipe struct {
 // AssignFrom, which can move an end into a zero TokenPipeEnd.
 //
 // An end that is dropped without Close is closed when the garbage collector
-// finds it unreachable, as an *os.File is; do not rely on that.
+// finds it unreachable, as an *os.File is; do not rely on that. An exported
+// end is needed by its exec.Cmd until Start, so it is not closed under it:
+// on Unix it is closed once the Cmd is dropped too, on Windows only by
+// Close.
 type TokenPipeEnd struct {
 	f atomic.Pointer[endFile]
 }

@@ -249,7 +249,10 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 	defer s.leave()
 	b := rs.claim()
 	defer rs.release(b)
-	for {
+	// An end that has had to wait goes straight to the poller, whose first
+	// read(2) finds a token that is there: a direct read first would cost a
+	// third system call per token wherever tokens have to be waited for.
+	for s.f.Load() == nil {
 		n, err := syscall.Read(s.fd, b.b[:])
 		switch {
 		case err == nil && n == 1:
@@ -261,12 +264,12 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 		case err != syscall.EAGAIN:
 			return 0, os.NewSyscallError("read", err)
 		}
-		return s.waitRead(b)
+		break
 	}
+	return s.waitRead(b)
 }
 
-// waitRead reads a token through the poller, once read(2) has found the pipe
-// empty. The caller has entered.
+// waitRead reads a token through the poller. The caller has entered.
 func (s *sysFile) waitRead(b *scratch) (byte, error) {
 	if b.rc == nil { // first wait through this scratch: build what it reuses
 		rc, err := s.file().SyscallConn()
@@ -461,7 +464,15 @@ func (s *sysFile) export(cmd *exec.Cmd) (string, error) {
 	}
 	// os/exec numbers ExtraFiles from 3 in the child.
 	value := strconv.Itoa(3 + len(cmd.ExtraFiles))
-	cmd.ExtraFiles = append(cmd.ExtraFiles, s.adopt())
+	f := s.adopt()
+	cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	// cmd holds f now, and needs fd open until Start: an end dropped after
+	// ExportTo must not be closed under cmd. So from here f alone closes fd
+	// if dropped (its own finalizer, once neither cmd nor the end holds it),
+	// and this cleanup, tied to f too, only takes fd out of the registry.
+	s.cleanup.Stop()
+	fd := s.fd
+	s.cleanup = runtime.AddCleanup(f, func(int) { disown(uintptr(fd)) }, fd)
 	return value, nil
 }
 

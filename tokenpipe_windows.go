@@ -203,6 +203,11 @@ func (s *sysFile) export(cmd *exec.Cmd) (string, error) {
 		s.exported = false // e stays as it was
 		return "", os.NewSyscallError("SetHandleInformation", err)
 	}
+	// cmd names the handle by value alone, so nothing keeps the end alive
+	// for it: were it dropped before Start, the collector would close the
+	// handle under cmd, and the value might name something else by Start.
+	// From here only close closes it.
+	s.cleanup.Stop()
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = new(syscall.SysProcAttr)
 	}
