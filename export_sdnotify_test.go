@@ -1,0 +1,47 @@
+package tokenpipe
+
+import "time"
+
+// The sd_notify layer's internals, for the tests in package tokenpipe_test,
+// which run helpers in child processes.
+
+// NotifyListener is the parent's sd_notify socket.
+type NotifyListener struct{ l *notifyListener }
+
+// NotifyResult is what a NotifyListener decided.
+type NotifyResult struct {
+	Ready  bool
+	Errno  int
+	Status string
+	Err    error
+}
+
+func ListenNotify() (*NotifyListener, error) {
+	l, err := listenNotify()
+	if err != nil {
+		return nil, err
+	}
+	return &NotifyListener{l}, nil
+}
+
+func (n *NotifyListener) Addr() string { return n.l.addr }
+func (n *NotifyListener) Close() error { return n.l.close() }
+
+// Await waits up to d for the first decisive result; ok is false if none
+// came.
+func (n *NotifyListener) Await(d time.Duration) (r NotifyResult, ok bool) {
+	select {
+	case res := <-n.l.decision:
+		return NotifyResult{res.state.ready, res.state.errno, res.state.status, res.err}, true
+	case <-time.After(d):
+		return NotifyResult{}, false
+	}
+}
+
+func SendNotify(addr string, msg []byte) error { return sendNotify(addr, msg) }
+
+func FormatNotify(status string, errno int, ready bool) []byte {
+	return formatNotify(status, errno, ready)
+}
+
+const NotifySupported = notifySupported

@@ -1,0 +1,236 @@
+//go:build unix
+
+package tokenpipe
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// notifySupported reports whether this platform has sd_notify sockets.
+const notifySupported = true
+
+// notifySendTimeout bounds how long sendNotify waits for room in a receiver's
+// queue. A datagram socket's queue fills only when its reader has stopped
+// reading (Linux queues net.unix.max_dgram_qlen datagrams), so this is about
+// a dead receiver, never a slow one.
+const notifySendTimeout = 5 * time.Second
+
+// maxSocketPath is the longest socket path that fits sockaddr_un's sun_path
+// with its terminating NUL: 107 bytes on Linux, 103 on the BSDs and macOS.
+// libsystemd refuses a NOTIFY_SOCKET that leaves no room for the NUL.
+var maxSocketPath = len(unix.RawSockaddrUnix{}.Path) - 1
+
+// sendNotify sends msg as one datagram to the socket addr names: an absolute
+// path or, on Linux, an abstract name written with a leading '@'. It never
+// waits for an answer (start-stop-daemon answers no BARRIER=1), and blocks
+// only while the receiver's queue is full, for at most notifySendTimeout.
+// Errors name addr.
+func sendNotify(addr string, msg []byte) error {
+	fail := func(err error) error {
+		return fmt.Errorf("%s=%q: %w", notifySocketEnv, addr, err)
+	}
+	switch {
+	case strings.HasPrefix(addr, "@") && runtime.GOOS == "linux":
+		// Go's net package writes a leading '@' as the abstract
+		// namespace's leading NUL, as libsystemd does.
+	case strings.HasPrefix(addr, "/"):
+	case strings.HasPrefix(addr, "@"):
+		return fail(fmt.Errorf("abstract socket names exist only on Linux: %w", errors.ErrUnsupported))
+	default:
+		// systemd 253 and later also accept vsock:CID:PORT, for virtual
+		// machines; not supported here.
+		return fail(fmt.Errorf("not an absolute path or an abstract @name: %w", os.ErrInvalid))
+	}
+	if len(addr) > maxSocketPath {
+		return fail(fmt.Errorf("longer than the %d bytes a socket address holds: %w", maxSocketPath, os.ErrInvalid))
+	}
+	// The net package makes the socket close-on-exec and non-blocking, so a
+	// deadline can bound the send.
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		return fail(err)
+	}
+	defer conn.Close()
+	conn.SetWriteDeadline(time.Now().Add(notifySendTimeout))
+	if _, err := conn.Write(msg); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// notifyListener is a datagram socket that a child reports to with
+// sd_notify, in a directory of its own, and the goroutine that reads it.
+type notifyListener struct {
+	conn *net.UnixConn
+	dir  string // the private directory holding the socket
+	addr string // the socket's path: the child's NOTIFY_SOCKET
+
+	decision chan notifyResult // receives the first result that decides, once
+	done     chan struct{}     // closed when the receive goroutine has returned
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// listenNotify makes a private directory (mode 0700) and a datagram socket in
+// it, and starts reading reports from the socket. Every descriptor a datagram
+// carries is closed at once, so that a sender waiting for BARRIER=1 goes on;
+// datagrams from another user (checked on Linux, where the kernel attaches
+// the sender's credentials) and truncated datagrams are dropped. The caller
+// must call close, which removes socket and directory.
+func listenNotify() (*notifyListener, error) {
+	dir, err := makeSocketDir()
+	if err != nil {
+		return nil, err
+	}
+	addr := filepath.Join(dir, "notify")
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		// Before bind, so that no datagram arrives without credentials.
+		return passCredentials(c)
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "unixgram", addr)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("listening for sd_notify reports: %w", err)
+	}
+	l := &notifyListener{
+		conn:     pc.(*net.UnixConn),
+		dir:      dir,
+		addr:     addr,
+		decision: make(chan notifyResult, 1),
+		done:     make(chan struct{}),
+	}
+	go l.receive()
+	return l, nil
+}
+
+// makeSocketDir makes a new private directory whose socket path fits
+// sun_path: in os.TempDir() if that is short enough, or else in /tmp.
+func makeSocketDir() (string, error) {
+	// os.MkdirTemp adds up to 10 digits to the pattern.
+	const tail = "/tokenpipe-1234567890/notify"
+	base := os.TempDir()
+	if len(base)+len(tail) > maxSocketPath {
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "tokenpipe-") // mode 0700
+	if err != nil {
+		return "", fmt.Errorf("making a directory for the sd_notify socket: %w", err)
+	}
+	if len(dir)+len("/notify") > maxSocketPath {
+		os.Remove(dir)
+		return "", fmt.Errorf("making a directory for the sd_notify socket: %s/notify is longer than the %d bytes a socket address holds: %w", dir, maxSocketPath, os.ErrInvalid)
+	}
+	return dir, nil
+}
+
+// oobSize is room for the sender's credentials and the most descriptors one
+// datagram can carry (Linux's SCM_MAX_FD, 253), so that none is cut off.
+var oobSize = unix.CmsgSpace(credentialsSize) + unix.CmsgSpace(253*4)
+
+// receive reads datagrams until the socket is closed.
+func (l *notifyListener) receive() {
+	defer close(l.done)
+	// One byte more than a message may hold, to tell a message that fills
+	// the buffer from a longer one where MSG_TRUNC is not reported.
+	buf := make([]byte, maxNotifyMessage+1)
+	oob := make([]byte, oobSize)
+	uid := os.Getuid()
+	var state notifyState
+	decided := false
+	for {
+		n, oobn, flags, _, err := l.conn.ReadMsgUnix(buf, oob)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if !decided {
+				l.decision <- notifyResult{err: fmt.Errorf("reading sd_notify reports from %s: %w", l.addr, err)}
+			}
+			return
+		}
+		sender, fromOwner := closeRightsAndCheckSender(oob[:oobn])
+		if !fromOwner || sender != uid || flags&unix.MSG_TRUNC != 0 || n > maxNotifyMessage {
+			continue
+		}
+		state.parse(buf[:n])
+		if !decided && state.decided() {
+			decided = true
+			l.decision <- notifyResult{state: state}
+		}
+	}
+}
+
+// closeRightsAndCheckSender closes every descriptor in the control messages
+// oob holds, also those of a message that was cut short, and returns the
+// sender's user id, with ok false when credentials are required but missing.
+func closeRightsAndCheckSender(oob []byte) (uid int, ok bool) {
+	uid, ok = os.Getuid(), !credentialsRequired
+	hdrLen := unix.CmsgLen(0)
+	for len(oob) >= hdrLen {
+		h := cmsgHeader(oob)
+		msgLen := int(h.Len)
+		if msgLen < hdrLen {
+			break // malformed: nothing more can be found
+		}
+		data := oob[hdrLen:min(msgLen, len(oob))]
+		switch {
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_RIGHTS:
+			for len(data) >= 4 {
+				unix.Close(int(nativeInt32(data)))
+				data = data[4:]
+			}
+		default:
+			if sender, isCred := parseCredentials(h, data); isCred {
+				uid, ok = sender, true
+			}
+		}
+		next := unix.CmsgSpace(msgLen - hdrLen)
+		if next >= len(oob) {
+			break
+		}
+		oob = oob[next:]
+	}
+	return uid, ok
+}
+
+// close stops the receive goroutine and closes the socket, then removes
+// the socket and its directory. It is idempotent.
+func (l *notifyListener) close() error {
+	l.closeOnce.Do(func() {
+		err := l.conn.Close()
+		<-l.done
+		if rmErr := os.RemoveAll(l.dir); rmErr != nil {
+			err = errors.Join(err, rmErr)
+		}
+		if err != nil {
+			l.closeErr = fmt.Errorf("closing the sd_notify socket %s: %w", l.addr, err)
+		}
+	})
+	return l.closeErr
+}
+
+// cmsgHeader returns the control message header at the start of b, which
+// holds at least unix.CmsgLen(0) bytes at an offset the kernel aligned.
+func cmsgHeader(b []byte) *unix.Cmsghdr {
+	return (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+}
+
+// nativeInt32 reads a descriptor number as the kernel wrote it.
+func nativeInt32(b []byte) int32 {
+	return int32(binary.NativeEndian.Uint32(b))
+}
