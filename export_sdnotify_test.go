@@ -45,3 +45,17 @@ func FormatNotify(status string, errno int, ready bool) []byte {
 }
 
 const NotifySupported = notifySupported
+
+// ExitWatch watches a child's exit without reaping it.
+type ExitWatch struct{ w *exitWatch }
+
+func WatchExit(pid int) (*ExitWatch, error) {
+	w, err := watchExit(pid)
+	if err != nil {
+		return nil, err
+	}
+	return &ExitWatch{w}, nil
+}
+
+func (w *ExitWatch) Exited() <-chan struct{} { return w.w.exitedChan() }
+func (w *ExitWatch) Close()                  { w.w.close() }
