@@ -28,14 +28,22 @@ func (n *NotifyListener) Addr() string { return n.l.addr }
 func (n *NotifyListener) Close() error { return n.l.close() }
 
 // Await waits up to d for the first decisive result; ok is false if none
-// came.
+// came. With d zero it does not wait.
 func (n *NotifyListener) Await(d time.Duration) (r NotifyResult, ok bool) {
+	var res notifyResult
 	select {
-	case res := <-n.l.decision:
-		return NotifyResult{res.state.ready, res.state.errno, res.state.status, res.err}, true
-	case <-time.After(d):
-		return NotifyResult{}, false
+	case res = <-n.l.decision:
+	default:
+		if d == 0 {
+			return NotifyResult{}, false
+		}
+		select {
+		case res = <-n.l.decision:
+		case <-time.After(d):
+			return NotifyResult{}, false
+		}
 	}
+	return NotifyResult{res.state.ready, res.state.errno, res.state.status, res.err}, true
 }
 
 func SendNotify(addr string, msg []byte) error { return sendNotify(addr, msg) }
@@ -59,3 +67,9 @@ func WatchExit(pid int) (*ExitWatch, error) {
 
 func (w *ExitWatch) Exited() <-chan struct{} { return w.w.exitedChan() }
 func (w *ExitWatch) Close()                  { w.w.close() }
+
+// Drain reads what is queued and stops the listener's goroutine; Decided
+// then says, without waiting, whether that decided.
+func (n *NotifyListener) Drain() { n.l.drain() }
+
+func (n *NotifyListener) Decided() (NotifyResult, bool) { return n.Await(0) }

@@ -42,3 +42,7 @@ func parseCredentials(h *unix.Cmsghdr, data []byte) (uid int, ok bool) {
 	}
 	return int(cred.Uid), true
 }
+
+// recvFlags makes recvmsg mark the descriptors it installs close-on-exec at
+// once, so that no child started meanwhile inherits them.
+const recvFlags = unix.MSG_CMSG_CLOEXEC

@@ -381,3 +381,22 @@ func TestSendNotifyAbstract(t *testing.T) {
 		t.Fatalf("received (%q, %v)", buf[:n], err)
 	}
 }
+
+// After drain, whatever was sent before it has been read: a decision sent
+// before is there at once, and without one there is none.
+func TestNotifyListenerDrain(t *testing.T) {
+	for _, decisive := range []bool{false, true} {
+		l := listen(t)
+		for i := range 50 {
+			send(t, l.Addr(), []byte(fmt.Sprintf("STATUS=%d", i)), nil)
+		}
+		if decisive {
+			send(t, l.Addr(), []byte("READY=1"), nil)
+		}
+		l.Drain()
+		r, ok := l.Decided()
+		if ok != decisive || (ok && (!r.Ready || r.Status != "49")) {
+			t.Fatalf("sent READY=1: %v; after drain got (%+v, %v)", decisive, r, ok)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -80,6 +81,7 @@ type notifyListener struct {
 	addr string // the socket's path: the child's NOTIFY_SOCKET
 
 	decision chan notifyResult // receives the first result that decides, once
+	draining atomic.Bool       // set by drain: read what is queued, then stop
 	done     chan struct{}     // closed when the receive goroutine has returned
 
 	closeOnce sync.Once
@@ -107,14 +109,21 @@ func listenNotify() (*notifyListener, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("listening for sd_notify reports: %w", err)
 	}
+	conn := pc.(*net.UnixConn)
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("listening for sd_notify reports: %w", err)
+	}
 	l := &notifyListener{
-		conn:     pc.(*net.UnixConn),
+		conn:     conn,
 		dir:      dir,
 		addr:     addr,
 		decision: make(chan notifyResult, 1),
 		done:     make(chan struct{}),
 	}
-	go l.receive()
+	go l.receive(rc)
 	return l, nil
 }
 
@@ -142,37 +151,92 @@ func makeSocketDir() (string, error) {
 // datagram can carry (Linux's SCM_MAX_FD, 253), so that none is cut off.
 var oobSize = unix.CmsgSpace(credentialsSize) + unix.CmsgSpace(253*4)
 
-// receive reads datagrams until the socket is closed.
-func (l *notifyListener) receive() {
+// receive reads datagrams until the socket is closed, or until drain asks
+// it to read what is queued and stop.
+func (l *notifyListener) receive(rc syscall.RawConn) {
 	defer close(l.done)
-	// One byte more than a message may hold, to tell a message that fills
-	// the buffer from a longer one where MSG_TRUNC is not reported.
-	buf := make([]byte, maxNotifyMessage+1)
-	oob := make([]byte, oobSize)
-	uid := os.Getuid()
-	var state notifyState
-	decided := false
+	r := receiver{
+		// One byte more than a message may hold, to tell a message that
+		// fills the buffer from a longer one where MSG_TRUNC is not reported.
+		buf: make([]byte, maxNotifyMessage+1),
+		oob: make([]byte, oobSize),
+		uid: os.Getuid(),
+		l:   l,
+	}
+	var got bool // whether the last recvmsg got a datagram (or failed)
+	recv := func(fd uintptr) bool {
+		got = r.recv(fd)
+		return got // false: wait until the socket is readable
+	}
 	for {
-		n, oobn, flags, _, err := l.conn.ReadMsgUnix(buf, oob)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+		err := rc.Read(recv)
+		switch {
+		case err == nil && got:
+			if !r.handle() {
 				return
 			}
-			if !decided {
-				l.decision <- notifyResult{err: fmt.Errorf("reading sd_notify reports from %s: %w", l.addr, err)}
-			}
-			return
-		}
-		sender, fromOwner := closeRightsAndCheckSender(oob[:oobn])
-		if !fromOwner || sender != uid || flags&unix.MSG_TRUNC != 0 || n > maxNotifyMessage {
 			continue
+		case errors.Is(err, os.ErrDeadlineExceeded) && l.draining.Load():
+		default:
+			return // closed
 		}
-		state.parse(buf[:n])
-		if !decided && state.decided() {
-			decided = true
-			l.decision <- notifyResult{state: state}
-		}
+		// Drain: what a child sent before it exited is queued by now; read
+		// it without waiting for more.
+		rc.Control(func(fd uintptr) {
+			for r.recv(fd) && r.handle() {
+			}
+		})
+		return
 	}
+}
+
+// receiver is the state of the receive goroutine.
+type receiver struct {
+	buf, oob       []byte
+	n, oobn, flags int
+	err            error // from recvmsg, other than EAGAIN
+	uid            int
+	state          notifyState
+	decided        bool
+	l              *notifyListener
+}
+
+// recv receives one datagram without waiting: false when none is queued.
+func (r *receiver) recv(fd uintptr) bool {
+	for {
+		var err error
+		r.n, r.oobn, r.flags, _, err = unix.Recvmsg(int(fd), r.buf, r.oob, recvFlags)
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		r.err = err
+		return true
+	}
+}
+
+// handle takes in what recv received, and reports false if it was an error
+// that ends the reading (after sending it as the result, unless one was sent).
+func (r *receiver) handle() bool {
+	if r.err != nil {
+		if !r.decided {
+			r.decided = true
+			r.l.decision <- notifyResult{err: fmt.Errorf("reading sd_notify reports from %s: %w", r.l.addr, os.NewSyscallError("recvmsg", r.err))}
+		}
+		return false
+	}
+	sender, known := closeRightsAndCheckSender(r.oob[:r.oobn])
+	if !known || sender != r.uid || r.flags&unix.MSG_TRUNC != 0 || r.n > maxNotifyMessage {
+		return true
+	}
+	r.state.parse(r.buf[:r.n])
+	if !r.decided && r.state.decided() {
+		r.decided = true
+		r.l.decision <- notifyResult{state: r.state}
+	}
+	return true
 }
 
 // closeRightsAndCheckSender closes every descriptor in the control messages
@@ -206,6 +270,17 @@ func closeRightsAndCheckSender(oob []byte) (uid int, ok bool) {
 		oob = oob[next:]
 	}
 	return uid, ok
+}
+
+// drain makes the receive goroutine read every datagram queued now, send
+// its result if they decide, and stop; it returns once the goroutine has.
+// Whatever a child sent before it exited is queued once its exit is seen
+// (a datagram is queued by the sender's send), so after drain an undecided
+// listener means the child said nothing decisive. Call close afterwards.
+func (l *notifyListener) drain() {
+	l.draining.Store(true)
+	l.conn.SetReadDeadline(time.Unix(1, 0)) // wakes the goroutine
+	<-l.done
 }
 
 // close stops the receive goroutine and closes the socket, then removes
