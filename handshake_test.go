@@ -1,0 +1,798 @@
+//go:build unix || windows
+
+package tokenpipe_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokenpipe/tokenpipe"
+)
+
+// readyEnv is the variable the handshake tests export the end under.
+const readyEnv = "TOKENPIPE_TEST_READY_FD"
+
+// messages are what the helpers report, by name, and what the parent must
+// receive: newlines become spaces, invalid UTF-8 becomes U+FFFD, and text is
+// cut at 4 KiB on a UTF-8 boundary.
+var messages = map[string]struct{ send, want string }{
+	"plain":        {"listening on 127.0.0.1:8080", "listening on 127.0.0.1:8080"},
+	"empty":        {"", ""},
+	"newlines":     {"line 1\nline 2\n", "line 1 line 2 "},
+	"invalid UTF8": {"a\xffb\xc3", "a\uFFFDb\uFFFD"},
+	"long ASCII":   {strings.Repeat("x", 5000), strings.Repeat("x", 4096)},
+	// 1 + 2×2047 = 4095 bytes; the next 'é' would straddle the limit.
+	"long 2-byte": {"x" + strings.Repeat("é", 3000), "x" + strings.Repeat("é", 2047)},
+	// 3×1365 = 4095 bytes.
+	"long 3-byte": {strings.Repeat("€", 2000), strings.Repeat("€", 1365)},
+}
+
+// helperExit reports a helper's failure on standard error and returns code.
+func helperExit(code int, err error) int {
+	fmt.Fprintln(os.Stderr, "helper:", err)
+	return code
+}
+
+// holdStdin blocks until standard input closes: the test holds the other end.
+func holdStdin() { io.Copy(io.Discard, os.Stdin) }
+
+func init() {
+	// hs-ready reports ready with messages[arg] and stays up.
+	helpers["hs-ready"] = func() int {
+		if err := tokenpipe.Ready(readyEnv, messages[os.Args[1]].send); err != nil {
+			return helperExit(3, err)
+		}
+		holdStdin()
+		return 0
+	}
+	// hs-fail reports failure with messages[arg] as the reason ("nil": no
+	// reason) and exits 1.
+	helpers["hs-fail"] = func() int {
+		var reason error
+		if os.Args[1] != "nil" {
+			reason = errors.New(messages[os.Args[1]].send)
+		}
+		if err := tokenpipe.Fail(readyEnv, reason); err != nil {
+			return helperExit(3, err)
+		}
+		return 1
+	}
+	// hs-raw writes token arg1 and the bytes of arg2 with the low-level API,
+	// (no token if arg1 is empty), then does arg3: "exit" exits 4, "hang"
+	// waits for standard input to close, "close-hang" closes the end first,
+	// "die" kills itself.
+	helpers["hs-raw"] = func() int {
+		e := childEndNamed(readyEnv)
+		if os.Args[1] != "" {
+			tok, _ := strconv.Atoi(os.Args[1])
+			if err := e.TokenWrite(byte(tok)); err != nil {
+				return helperExit(3, err)
+			}
+		}
+		for _, b := range []byte(os.Args[2]) {
+			if err := e.TokenWrite(b); err != nil {
+				return helperExit(3, err)
+			}
+		}
+		switch os.Args[3] {
+		case "hang":
+			fmt.Println("written")
+			holdStdin()
+		case "die":
+			killSelf()
+		case "close-hang":
+			e.Close()
+			fmt.Println("written and closed")
+			holdStdin()
+		}
+		runtimeKeepAlive(e)
+		return 4
+	}
+	// hs-forever writes token arg1 and then 'a' until the pipe breaks.
+	helpers["hs-forever"] = func() int {
+		e := childEndNamed(readyEnv)
+		tok, _ := strconv.Atoi(os.Args[1])
+		err := e.TokenWrite(byte(tok))
+		for err == nil {
+			err = e.TokenWrite('a')
+		}
+		if !errors.Is(err, io.ErrClosedPipe) {
+			return helperExit(3, err)
+		}
+		return 0
+	}
+	// hs-exit exits with code arg without a report (the end is inherited
+	// and closes with it).
+	helpers["hs-exit"] = func() int {
+		code, _ := strconv.Atoi(os.Args[1])
+		return code
+	}
+	// hs-kill-self dies by SIGKILL (Unix) or TerminateProcess (Windows).
+	helpers["hs-kill-self"] = func() int {
+		killSelf()
+		return 0
+	}
+	// hs-hang never reports; it lives until its standard input closes.
+	helpers["hs-hang"] = func() int {
+		holdStdin()
+		return 0
+	}
+	// hs-double-fork hands its end to a grandchild that does arg (see
+	// hs-grandchild), and exits 0 at once without waiting for it.
+	helpers["hs-double-fork"] = func() int {
+		e := childEndNamed(readyEnv)
+		gc, err := newHelperCommand("hs-grandchild", os.Args[1])
+		if err != nil {
+			return helperExit(3, err)
+		}
+		gc.Stdin = os.Stdin
+		if err := e.ExportTo(gc, readyEnv); err != nil {
+			return helperExit(3, err)
+		}
+		err = gc.Start()
+		e.Close()
+		if err != nil {
+			return helperExit(3, err)
+		}
+		gc.Process.Release()
+		return 0
+	}
+	helpers["hs-grandchild"] = func() int {
+		switch os.Args[1] {
+		case "ready":
+			if err := tokenpipe.Ready(readyEnv, "from the grandchild"); err != nil {
+				return helperExit(3, err)
+			}
+			holdStdin()
+			return 0
+		case "fail":
+			if err := tokenpipe.Fail(readyEnv, errors.New("the grandchild failed")); err != nil {
+				return helperExit(3, err)
+			}
+		}
+		return 5
+	}
+	// hs-stdout-holder leaves behind a grandchild that holds its standard
+	// output (but not the end) until standard input closes, and exits 3.
+	helpers["hs-stdout-holder"] = func() int {
+		e := childEndNamed(readyEnv) // not inheritable any more: gone with us
+		gc, err := newHelperCommand("hold")
+		if err != nil {
+			return helperExit(3, err)
+		}
+		gc.Stdin, gc.Stdout = os.Stdin, os.Stdout
+		if err := gc.Start(); err != nil {
+			return helperExit(3, err)
+		}
+		gc.Process.Release()
+		runtimeKeepAlive(e)
+		return 3
+	}
+	// hs-race calls Ready and Fail at once: exactly one may report, the
+	// other must get ErrNotExported. It exits 0 if so.
+	helpers["hs-race"] = func() int {
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		wg.Go(func() { errs[0] = tokenpipe.Ready(readyEnv, "ready won") })
+		wg.Go(func() { errs[1] = tokenpipe.Fail(readyEnv, errors.New("fail won")) })
+		wg.Wait()
+		if (errs[0] == nil) == (errs[1] == nil) {
+			return helperExit(9, fmt.Errorf("Ready: %v, Fail: %v: want exactly one nil", errs[0], errs[1]))
+		}
+		for _, err := range errs {
+			if err != nil && !errors.Is(err, tokenpipe.ErrNotExported) {
+				return helperExit(9, fmt.Errorf("the loser: %v, want ErrNotExported", err))
+			}
+		}
+		return 0
+	}
+	// hs-caller-setup writes "extra" to the file named by arg, and reports
+	// ready with whether the caller's process attributes took effect.
+	helpers["hs-caller-setup"] = func() int {
+		n, _ := strconv.ParseUint(os.Args[1], 10, 64)
+		f := os.NewFile(uintptr(n), "extra")
+		if _, err := f.WriteString("extra"); err != nil {
+			return helperExit(3, err)
+		}
+		f.Close()
+		if err := tokenpipe.Ready(readyEnv, strconv.FormatBool(callerSetupSeen())); err != nil {
+			return helperExit(3, err)
+		}
+		return 0
+	}
+	// hs-twice reports ready, then checks that later reports are refused.
+	helpers["hs-twice"] = func() int {
+		if err := tokenpipe.Ready(readyEnv, "first"); err != nil {
+			return helperExit(3, err)
+		}
+		if err := tokenpipe.Ready(readyEnv, "second"); !errors.Is(err, tokenpipe.ErrNotExported) {
+			return helperExit(9, fmt.Errorf("second Ready: %v, want ErrNotExported", err))
+		}
+		if err := tokenpipe.Fail(readyEnv, errors.New("late")); !errors.Is(err, tokenpipe.ErrNotExported) {
+			return helperExit(9, fmt.Errorf("Fail after Ready: %v, want ErrNotExported", err))
+		}
+		return 0
+	}
+}
+
+// childEndNamed is FromEnv(env) in a helper child, which exits 3 if it fails.
+func childEndNamed(env string) *tokenpipe.TokenPipeEnd {
+	e, err := tokenpipe.FromEnv(env)
+	if err != nil {
+		os.Exit(helperExit(3, err))
+	}
+	return e
+}
+
+// runtimeKeepAlive keeps e, and so the end, open until here.
+func runtimeKeepAlive(e *tokenpipe.TokenPipeEnd) { runtime.KeepAlive(e) }
+
+// killSelf ends the process as Kill would from outside.
+func killSelf() {
+	p, _ := os.FindProcess(os.Getpid())
+	p.Kill()
+	holdStdin() // not reached
+}
+
+// hsCommand returns a helper command for StartAndWait whose standard input
+// the test holds, so that helpers that wait for it stay up; the helper is
+// killed and reaped at the end of the test if it still runs.
+func hsCommand(t *testing.T, helper string, args ...string) (*exec.Cmd, io.WriteCloser) {
+	t.Helper()
+	cmd := helperCommand(t, helper, args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		if cmd.Process != nil && cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, stdin
+}
+
+// startAndWait is StartAndWait with hangGuard as the deadline.
+func startAndWait(cmd *exec.Cmd) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	return tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+}
+
+// cancelWhenWritten runs StartAndWait on an hs-raw command and cancels its
+// context once the helper says, on standard output, that it has written (and
+// maybe closed) its end.
+func cancelWhenWritten(t *testing.T, cmd *exec.Cmd) (string, error) {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		msg string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		msg, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+		done <- result{msg, err}
+	}()
+	// Ends with an error if the helper dies first, which the result shows.
+	bufio.NewReader(stdout).ReadString('\n')
+	cancel()
+	select {
+	case r := <-done:
+		return r.msg, r.err
+	case <-time.After(hangGuard):
+		t.Fatalf("StartAndWait still blocked %v after its context was cancelled", hangGuard)
+		return "", nil
+	}
+}
+
+// noLeaks runs f and checks that it left no pipe and no goroutine behind.
+func noLeaks(t *testing.T, f func()) {
+	t.Helper()
+	pipes, goroutines := tokenpipe.OpenPipes(t), runtime.NumGoroutine()
+	f()
+	if got := tokenpipe.OpenPipes(t); got != pipes {
+		t.Errorf("%d pipes open before, %d after", pipes, got)
+	}
+	// A joined goroutine may still be on its way out after it signalled.
+	deadline := time.Now().Add(hangGuard)
+	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := runtime.NumGoroutine(); got > goroutines {
+		t.Errorf("%d goroutines before, %d after", goroutines, got)
+	}
+}
+
+// reaped checks that StartAndWait waited for the child.
+func reaped(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if cmd.ProcessState == nil {
+		t.Fatal("the child was not waited for: cmd.ProcessState is nil")
+	}
+}
+
+// Ready: (msg, nil), the child runs on and belongs to the caller.
+func TestStartAndWaitReady(t *testing.T) {
+	for name, m := range messages {
+		t.Run(name, func(t *testing.T) {
+			cmd, stdin := hsCommand(t, "hs-ready", name)
+			msg, err := startAndWait(cmd)
+			if err != nil || msg != m.want {
+				t.Fatalf("got (%q, %v), want (%q, nil)", msg, err, m.want)
+			}
+			if cmd.ProcessState != nil {
+				t.Fatal("StartAndWait waited for a child that reported ready")
+			}
+			// It is still up: it exits 0 only when its standard input closes.
+			stdin.Close()
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("the ready child: %v", err)
+			}
+		})
+	}
+}
+
+// Failed: the reason as msg and in an error matching ErrChildFailed; reaped.
+func TestStartAndWaitFailed(t *testing.T) {
+	for name, m := range messages {
+		t.Run(name, func(t *testing.T) {
+			testFailed(t, name, m.want)
+		})
+	}
+	t.Run("nil", func(t *testing.T) { testFailed(t, "nil", "") })
+}
+
+func testFailed(t *testing.T, name, want string) {
+	var cmd *exec.Cmd
+	var msg string
+	var err error
+	noLeaks(t, func() {
+		cmd, _ = hsCommand(t, "hs-fail", name)
+		msg, err = startAndWait(cmd)
+	})
+	if !errors.Is(err, tokenpipe.ErrChildFailed) || msg != want {
+		t.Fatalf("got (%q, %v), want (%q, ErrChildFailed)", msg, err, want)
+	}
+	wantText := want
+	if want == "" {
+		wantText = "no reason given"
+	}
+	if !strings.HasSuffix(err.Error(), ": "+wantText) {
+		t.Errorf("error %q does not end with the reason %q", err, wantText)
+	}
+	reaped(t, cmd)
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("child exited %d, want 1", code)
+	}
+}
+
+// Tokens other than 1 are failures, text or not; token 1 then close is ready
+// (a Bitcoin-style child), even when the child dies before the newline.
+func TestStartAndWaitRawTokens(t *testing.T) {
+	for _, c := range []struct {
+		name, tok, text, then string
+		want                  error
+		wantMsg, wantErrText  string
+	}{
+		{"bitcoin ready", "1", "", "exit", nil, "", ""},
+		{"bitcoin failed", "0", "", "exit", tokenpipe.ErrChildFailed, "", "child reported failure: no reason given"},
+		{"unknown token", "7", "odd", "exit", tokenpipe.ErrChildFailed, "odd", "child reported failure: unknown token 7: odd"},
+		{"ready, then died before the newline", "1", "partial", "die", nil, "partial", ""},
+		{"failure reason with newlines", "0", "a\nb\n", "exit", tokenpipe.ErrChildFailed, "a b ", "child reported failure: a b "},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd, _ := hsCommand(t, "hs-raw", c.tok, c.text, c.then)
+			msg, err := startAndWait(cmd)
+			if !errors.Is(err, c.want) || (c.want == nil && err != nil) || msg != c.wantMsg {
+				t.Fatalf("got (%q, %v), want (%q, %v)", msg, err, c.wantMsg, c.want)
+			}
+			if err != nil {
+				if !strings.HasSuffix(err.Error(), c.wantErrText) {
+					t.Errorf("error %q does not end with %q", err, c.wantErrText)
+				}
+				reaped(t, cmd)
+				return
+			}
+			cmd.Wait() // ready: ours to reap
+		})
+	}
+}
+
+// Bitcoin Core's own child is a shell away: token, close, no newline.
+func TestStartAndWaitShellChild(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no POSIX shell on Windows; TestStartAndWaitRawTokens covers the same bytes from a Go child")
+	}
+	for _, c := range []struct {
+		script string
+		want   error
+	}{
+		{`printf '\001' >&"$` + readyEnv + `"`, nil},
+		{`printf '\001ready at /run/x.sock\n' >&"$` + readyEnv + `"; sleep 0`, nil},
+		{`printf '\000no config' >&"$` + readyEnv + `"; exit 2`, tokenpipe.ErrChildFailed},
+		{`exit 3`, tokenpipe.ErrChildExited},
+	} {
+		t.Run(c.script, func(t *testing.T) {
+			cmd := exec.Command("sh", "-c", c.script)
+			msg, err := startAndWait(cmd)
+			if !errors.Is(err, c.want) || (c.want == nil && err != nil) {
+				t.Fatalf("got (%q, %v), want %v", msg, err, c.want)
+			}
+			if c.want == nil {
+				cmd.Wait()
+			}
+			t.Logf("(%q, %v)", msg, err)
+		})
+	}
+}
+
+// End of stream first: ErrChildExited with the exit status; reaped.
+func TestStartAndWaitExited(t *testing.T) {
+	killed := "signal: killed"
+	if runtime.GOOS == "windows" {
+		killed = "exit status 1" // TerminateProcess's exit code, as os.Process.Kill uses it
+	}
+	for _, c := range []struct {
+		helper, arg, status string
+	}{
+		{"hs-exit", "3", "exit status 3"},
+		{"hs-exit", "0", "exit status 0"},
+		{"hs-kill-self", "", killed},
+	} {
+		t.Run(c.helper+c.arg, func(t *testing.T) {
+			var cmd *exec.Cmd
+			var err error
+			noLeaks(t, func() {
+				cmd, _ = hsCommand(t, c.helper, c.arg)
+				_, err = startAndWait(cmd)
+			})
+			if !errors.Is(err, tokenpipe.ErrChildExited) || !strings.HasSuffix(err.Error(), "child exited without a report: "+c.status) {
+				t.Fatalf("got %v, want ErrChildExited ending in %q", err, c.status)
+			}
+			reaped(t, cmd)
+		})
+	}
+}
+
+// ctx ends first: killed, reaped, ctx.Err(); also while the message is
+// still coming.
+func TestStartAndWaitContextEnds(t *testing.T) {
+	t.Run("no report", func(t *testing.T) {
+		var cmd *exec.Cmd
+		var err error
+		noLeaks(t, func() {
+			cmd, _ = hsCommand(t, "hs-hang")
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			_, err = tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+		})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, want context.DeadlineExceeded", err)
+		}
+		reaped(t, cmd)
+		if cmd.ProcessState.Success() {
+			t.Fatalf("child %s, want killed", cmd.ProcessState)
+		}
+	})
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"message without its newline", []string{"1", "partial", "hang"}},
+		{"failure reason, end still open", []string{"0", "partial", "hang"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var cmd *exec.Cmd
+			var err error
+			noLeaks(t, func() {
+				cmd, _ = hsCommand(t, "hs-raw", c.args...)
+				_, err = cancelWhenWritten(t, cmd)
+			})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("got %v, want context.Canceled", err)
+			}
+			reaped(t, cmd)
+			if cmd.ProcessState.Success() {
+				t.Fatalf("child %s, want killed", cmd.ProcessState)
+			}
+			t.Log(err)
+		})
+	}
+	t.Run("ended before the call", func(t *testing.T) {
+		// Not hsCommand: the pipe StdinPipe makes stays open in a Cmd that
+		// is never started, as documented.
+		cmd := helperCommand(t, "hs-ready", "plain")
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv); !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v, want context.Canceled", err)
+		}
+		if cmd.Process != nil {
+			t.Fatal("started a command although ctx had ended")
+		}
+	})
+}
+
+// A child that reports failure, or closes its end without a report, and
+// then does not exit is killed when ctx ends: the error matches both.
+//
+// The test cancels once the child says it has closed its end, but nothing
+// tells it when StartAndWait has read the rest of the pipe; if the cancel
+// came first, the outcome is the documented "no report when the context
+// ended", and the test tries again.
+func TestStartAndWaitLingers(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+		want error
+	}{
+		{"failed", []string{"0", "gave up", "close-hang"}, tokenpipe.ErrChildFailed},
+		{"no report", []string{"", "", "close-hang"}, tokenpipe.ErrChildExited},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for attempt := 1; ; attempt++ {
+				var cmd *exec.Cmd
+				var err error
+				noLeaks(t, func() {
+					cmd, _ = hsCommand(t, "hs-raw", c.args...)
+					_, err = cancelWhenWritten(t, cmd)
+				})
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("got %v, want %v and context.Canceled", err, c.want)
+				}
+				reaped(t, cmd)
+				if cmd.ProcessState.Success() {
+					t.Fatalf("child %s, want killed", cmd.ProcessState)
+				}
+				if errors.Is(err, c.want) {
+					t.Log(err)
+					return
+				}
+				if !strings.Contains(err.Error(), "no report when the context ended") || attempt == 20 {
+					t.Fatalf("attempt %d: got %v, want %v and context.Canceled", attempt, err, c.want)
+				}
+			}
+		})
+	}
+}
+
+// Start fails: the error, wrapped; nothing left open.
+func TestStartAndWaitStartFails(t *testing.T) {
+	// Not t.TempDir: Wine fails to remove a directory a process was looked
+	// up in ("Invalid function").
+	cmd := exec.Command(filepath.Join(os.TempDir(), "tokenpipe-test-no-such-program", "daemon"))
+	var err error
+	noLeaks(t, func() { _, err = startAndWait(cmd) })
+	// Windows looks the name up first, to add ".exe", and finds nothing.
+	if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, exec.ErrNotFound) {
+		t.Fatalf("got %v, want an error matching fs.ErrNotExist or exec.ErrNotFound", err)
+	}
+	if cmd.Process != nil {
+		t.Fatal("cmd.Process is set although Start failed")
+	}
+}
+
+// Bad arguments: os.ErrInvalid, nothing started.
+func TestStartAndWaitBadArguments(t *testing.T) {
+	started := helperCommand(t, "hs-exit", "0")
+	started.Process = new(os.Process) // as Start leaves it; never used
+	for name, call := range map[string]func() (*exec.Cmd, error){
+		"nil ctx": func() (*exec.Cmd, error) {
+			cmd := helperCommand(t, "hs-exit", "0")
+			//lint:ignore SA1012 a nil context is the bad input under test
+			_, err := tokenpipe.StartAndWait(nil, cmd, readyEnv)
+			return cmd, err
+		},
+		"nil cmd": func() (*exec.Cmd, error) {
+			_, err := tokenpipe.StartAndWait(context.Background(), nil, readyEnv)
+			return nil, err
+		},
+		"started cmd": func() (*exec.Cmd, error) {
+			_, err := tokenpipe.StartAndWait(context.Background(), started, readyEnv)
+			return nil, err
+		},
+		"empty env":    badEnv(t, ""),
+		"env with =":   badEnv(t, "A=B"),
+		"env with NUL": badEnv(t, "A\x00B"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var cmd *exec.Cmd
+			var err error
+			noLeaks(t, func() { cmd, err = call() })
+			if !errors.Is(err, os.ErrInvalid) {
+				t.Fatalf("got %v, want os.ErrInvalid", err)
+			}
+			if cmd != nil && cmd.Process != nil {
+				t.Fatal("started the command anyway")
+			}
+		})
+	}
+}
+
+func badEnv(t *testing.T, env string) func() (*exec.Cmd, error) {
+	return func() (*exec.Cmd, error) {
+		cmd := helperCommand(t, "hs-exit", "0")
+		_, err := tokenpipe.StartAndWait(context.Background(), cmd, env)
+		return cmd, err
+	}
+}
+
+// A double-forking child: the grandchild holds the end, and its report, or
+// its exit, is what counts.
+func TestStartAndWaitDoubleFork(t *testing.T) {
+	t.Run("grandchild ready", func(t *testing.T) {
+		cmd, stdin := hsCommand(t, "hs-double-fork", "ready")
+		defer stdin.Close() // ends the grandchild
+		msg, err := startAndWait(cmd)
+		if err != nil || msg != "from the grandchild" {
+			t.Fatalf("got (%q, %v), want (\"from the grandchild\", nil)", msg, err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("the child: %v", err)
+		}
+	})
+	t.Run("grandchild fails", func(t *testing.T) {
+		cmd, _ := hsCommand(t, "hs-double-fork", "fail")
+		msg, err := startAndWait(cmd)
+		if !errors.Is(err, tokenpipe.ErrChildFailed) || msg != "the grandchild failed" {
+			t.Fatalf("got (%q, %v), want the grandchild's failure", msg, err)
+		}
+		reaped(t, cmd)
+	})
+	t.Run("grandchild exits", func(t *testing.T) {
+		cmd, _ := hsCommand(t, "hs-double-fork", "exit")
+		_, err := startAndWait(cmd)
+		// The status is the child's: it exited 0 after the fork.
+		if !errors.Is(err, tokenpipe.ErrChildExited) || !strings.HasSuffix(err.Error(), "exit status 0") {
+			t.Fatalf("got %v, want ErrChildExited with the child's exit status 0", err)
+		}
+		reaped(t, cmd)
+	})
+}
+
+// A child that writes forever cannot hang the parent: 4 KiB are read, the
+// pipe is closed and the child's writes fail.
+func TestStartAndWaitEndlessMessage(t *testing.T) {
+	want := strings.Repeat("a", 4096)
+	t.Run("ready", func(t *testing.T) {
+		cmd, _ := hsCommand(t, "hs-forever", "1")
+		msg, err := startAndWait(cmd)
+		if err != nil || msg != want {
+			t.Fatalf("got (%d bytes, %v), want (4096 bytes, nil)", len(msg), err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("the child did not see a broken pipe: %v", err)
+		}
+	})
+	t.Run("failed", func(t *testing.T) {
+		cmd, _ := hsCommand(t, "hs-forever", "0")
+		msg, err := startAndWait(cmd)
+		if !errors.Is(err, tokenpipe.ErrChildFailed) || msg != want {
+			t.Fatalf("got (%d bytes, %v), want (4096 bytes, ErrChildFailed)", len(msg), err)
+		}
+		reaped(t, cmd)
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("the child exited %d: it did not see a broken pipe", code)
+		}
+	})
+}
+
+// A grandchild holding the child's output pipe cannot hang StartAndWait:
+// cmd.WaitDelay bounds cmd.Wait.
+func TestStartAndWaitOutputHeldByGrandchild(t *testing.T) {
+	cmd, _ := hsCommand(t, "hs-stdout-holder")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	_, err := startAndWait(cmd)
+	if !errors.Is(err, tokenpipe.ErrChildExited) || !strings.HasSuffix(err.Error(), "exit status 3") {
+		t.Fatalf("got %v, want ErrChildExited with exit status 3", err)
+	}
+	reaped(t, cmd)
+	if cmd.WaitDelay != time.Second {
+		t.Errorf("cmd.WaitDelay = %v, want the documented 1s", cmd.WaitDelay)
+	}
+
+	// A WaitDelay the caller chose is kept.
+	cmd, _ = hsCommand(t, "hs-exit", "3")
+	cmd.WaitDelay = time.Minute
+	startAndWait(cmd)
+	if cmd.WaitDelay != time.Minute {
+		t.Errorf("cmd.WaitDelay = %v, want the caller's 1m", cmd.WaitDelay)
+	}
+}
+
+// Only one report goes out, however Ready and Fail are called.
+func TestOneReport(t *testing.T) {
+	t.Run("concurrent", func(t *testing.T) {
+		cmd, _ := hsCommand(t, "hs-race")
+		msg, err := startAndWait(cmd)
+		switch {
+		case err == nil && msg == "ready won":
+			cmd.Wait()
+		case errors.Is(err, tokenpipe.ErrChildFailed) && msg == "fail won":
+		default:
+			t.Fatalf("got (%q, %v), want one whole report", msg, err)
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("helper exited %d: both reports or neither went out", code)
+		}
+	})
+	t.Run("sequential", func(t *testing.T) {
+		cmd, _ := hsCommand(t, "hs-twice")
+		msg, err := startAndWait(cmd)
+		if err != nil || msg != "first" {
+			t.Fatalf("got (%q, %v), want (\"first\", nil)", msg, err)
+		}
+		cmd.Wait()
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("helper exited %d: a second report was not refused", code)
+		}
+	})
+}
+
+// Run by hand, with nothing exported: ErrNotExported, which a daemon ignores.
+func TestReportNotExported(t *testing.T) {
+	t.Setenv(readyEnv, "")
+	os.Unsetenv(readyEnv)
+	if err := tokenpipe.Ready(readyEnv, "x"); !errors.Is(err, tokenpipe.ErrNotExported) || !strings.HasPrefix(err.Error(), "tokenpipe: Ready: ") {
+		t.Errorf("Ready: got %v, want ErrNotExported, named Ready", err)
+	}
+	if err := tokenpipe.Fail(readyEnv, nil); !errors.Is(err, tokenpipe.ErrNotExported) || !strings.HasPrefix(err.Error(), "tokenpipe: Fail: ") {
+		t.Errorf("Fail: got %v, want ErrNotExported, named Fail", err)
+	}
+	t.Setenv(readyEnv, "not-a-number")
+	if err := tokenpipe.Ready(readyEnv, "x"); !errors.Is(err, os.ErrInvalid) || !strings.Contains(err.Error(), readyEnv) {
+		t.Errorf("Ready with a bad value: got %v, want os.ErrInvalid naming %s", err, readyEnv)
+	}
+	if err := tokenpipe.Fail("", nil); !errors.Is(err, os.ErrInvalid) {
+		t.Errorf("Fail with an empty name: got %v, want os.ErrInvalid", err)
+	}
+}
+
+// What the caller put in cmd (extra files or handles, process attributes,
+// environment) is kept beside the exported end.
+func TestStartAndWaitKeepsCallerSetup(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := helperCommand(t, "hs-caller-setup")
+	value := callerSetup(t, cmd, w)
+	cmd.Args = append(cmd.Args, value)
+	attr := cmd.SysProcAttr
+	msg, err := startAndWait(cmd)
+	w.Close()
+	if err != nil || msg != "true" {
+		t.Fatalf("got (%q, %v), want (\"true\", nil): the caller's attributes were lost", msg, err)
+	}
+	cmd.Wait()
+	if cmd.SysProcAttr != attr {
+		t.Error("StartAndWait replaced cmd.SysProcAttr")
+	}
+	if got, err := io.ReadAll(r); string(got) != "extra" {
+		t.Fatalf("the caller's extra file got %q (%v), want \"extra\"", got, err)
+	}
+}
