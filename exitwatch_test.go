@@ -90,11 +90,12 @@ func TestExitWatch(t *testing.T) {
 }
 
 // settledGoroutines counts goroutines, giving those that have finished their
-// work (and closed the channel that says so) the chance to return.
+// work (and said so) up to hangGuard to return.
 func settledGoroutines(want int) int {
+	deadline := time.Now().Add(hangGuard)
 	n := runtime.NumGoroutine()
-	for i := 0; i < 1000 && n > want; i++ {
-		runtime.Gosched()
+	for n > want && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
 		n = runtime.NumGoroutine()
 	}
 	return n

@@ -2,8 +2,14 @@ package tokenpipe
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 )
 
@@ -116,4 +122,87 @@ func formatNotify(status string, errno int, ready bool) []byte {
 		status = status[:room]
 	}
 	return []byte(key + status + "\n" + tail)
+}
+
+// notifyReport sends a report to the supervisor that NOTIFY_SOCKET names,
+// if it is set and not empty, and unsets it, so that the daemon's own
+// children do not report for it. sent says whether the report went out; err
+// names NOTIFY_SOCKET. Where there are no sd_notify sockets (Windows) it
+// does nothing.
+func notifyReport(status string, errno int, ready bool) (sent bool, err error) {
+	if !notifySupported {
+		return false, nil
+	}
+	addr := os.Getenv(notifySocketEnv)
+	os.Unsetenv(notifySocketEnv)
+	if addr == "" {
+		return false, nil
+	}
+	if err := sendNotify(addr, formatNotify(status, errno, ready)); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// errnoOf returns the errno that Fail sends for reason: reason's own, where
+// it wraps a syscall.Errno, or else failErrno.
+func errnoOf(reason error) int {
+	var errno syscall.Errno
+	if errors.As(reason, &errno) && errno != 0 {
+		return int(errno)
+	}
+	return failErrno
+}
+
+// concludeNotify turns a decisive sd_notify result into StartAndWait's
+// result, waiting for the child where the outcome says so, as conclude does
+// for a pipe report: ERRNO= is a failure (reported as the last STATUS=,
+// with the errno), READY=1 readiness with the last STATUS= as the message.
+func (h *handshake) concludeNotify(ctx context.Context, res notifyResult) (string, error) {
+	if res.err != nil {
+		h.killAndReap()
+		return "", fmt.Errorf("%w (killed the child: %s)", res.err, h.status())
+	}
+	status := cleanMessage(res.state.status)
+	if res.state.errno == 0 {
+		return status, nil
+	}
+	reason := status
+	if reason == "" {
+		reason = "no reason given"
+	}
+	errno := syscall.Errno(res.state.errno)
+	if err := h.reap(ctx); err != nil {
+		return status, fmt.Errorf("%w: %s (ERRNO=%d: %w) (it lived on until the context ended: %s): %w", ErrChildFailed, reason, int(errno), errno, h.status(), err)
+	}
+	return status, fmt.Errorf("%w: %s (ERRNO=%d: %w)", ErrChildFailed, reason, int(errno), errno)
+}
+
+// exitedChan returns a channel that is closed once the child has exited, or
+// at once where its exit cannot be watched: there the end of the pipe is
+// taken for the child's exit, as it is without sd_notify.
+func (h *handshake) exitedChan() <-chan struct{} {
+	if h.exit != nil {
+		return h.exit.exitedChan()
+	}
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+// setEnv sets key to value in cmd's environment, replacing any value it has
+// (cmd.Env == nil means the parent's environment), as ExportTo does for its
+// variable.
+func setEnv(cmd *exec.Cmd, key, value string) {
+	env0 := cmd.Env
+	if env0 == nil {
+		env0 = cmd.Environ()
+	}
+	env := make([]string, 0, len(env0)+1)
+	for _, kv := range env0 {
+		if k, _, _ := strings.Cut(kv, "="); !envKeyEqual(k, key) {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = append(env, key+"="+value)
 }

@@ -269,17 +269,19 @@ func TestNotifyListenerCloseLeavesNothing(t *testing.T) {
 }
 
 func init() {
-	// sd-ready and sd-fail report over NOTIFY_SOCKET, as a daemon under
-	// start-stop-daemon or systemd does, and exit.
+	// sd-ready and sd-fail report with Ready and Fail, as a daemon does
+	// under start-stop-daemon or systemd, where no end is exported to them,
+	// and exit.
 	helpers["sd-ready"] = func() int {
-		if err := tokenpipe.SendNotify(os.Getenv("NOTIFY_SOCKET"), tokenpipe.FormatNotify("up", 0, true)); err != nil {
+		if err := tokenpipe.Ready(readyEnv, "up"); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
 			return 1
 		}
 		return 0
 	}
 	helpers["sd-fail"] = func() int {
-		if err := tokenpipe.SendNotify(os.Getenv("NOTIFY_SOCKET"), tokenpipe.FormatNotify("cannot bind", int(syscall.EADDRINUSE), false)); err != nil {
+		err := fmt.Errorf("cannot bind: %w", syscall.EADDRINUSE)
+		if err := tokenpipe.Fail(readyEnv, err); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
 			return 1
 		}
@@ -321,9 +323,10 @@ func startStopDaemon(t *testing.T, helper string, timeout int) (int, string) {
 	return cmd.ProcessState.ExitCode(), string(out)
 }
 
-// The sender speaks sd_notify as start-stop-daemon understands it, and never
-// waits for a barrier, which start-stop-daemon does not answer.
-func TestSendNotifyStartStopDaemon(t *testing.T) {
+// Ready and Fail speak sd_notify as start-stop-daemon understands it, and
+// never wait for a barrier, which start-stop-daemon does not answer: Ready
+// makes it exit 0, Fail makes it fail at once, with the reason's errno.
+func TestReadyFailStartStopDaemon(t *testing.T) {
 	if code, out := startStopDaemon(t, "sd-ready", 10); code != 0 {
 		t.Fatalf("start-stop-daemon exited %d after READY=1: %s", code, out)
 	}

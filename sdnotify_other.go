@@ -31,6 +31,17 @@ type notifyListener struct {
 // must call close, which removes socket and directory.
 func listenNotify() (*notifyListener, error) { return nil, errors.ErrUnsupported }
 
+// drain makes the receive goroutine read every datagram queued now, send
+// its result if they decide, and stop; it returns once the goroutine has.
+// Whatever a child sent before it exited is queued once its exit is seen
+// (a datagram is queued by the sender's send), so after drain an undecided
+// listener means the child said nothing decisive. Call close afterwards.
+func (l *notifyListener) drain() {}
+
 // close stops the receive goroutine and closes the socket, then removes
 // the socket and its directory. It is idempotent.
 func (l *notifyListener) close() error { return nil }
+
+// pipePending reports whether a read from the end r would return at once,
+// with a token or end of stream, without taking anything from the pipe.
+func pipePending(r *TokenPipeEnd) bool { return false }

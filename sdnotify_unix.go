@@ -309,3 +309,27 @@ func cmsgHeader(b []byte) *unix.Cmsghdr {
 func nativeInt32(b []byte) int32 {
 	return int32(binary.NativeEndian.Uint32(b))
 }
+
+// pipePending reports whether a read from the end r would return at once,
+// with a token or end of stream, without taking anything from the pipe.
+func pipePending(r *TokenPipeEnd) bool {
+	ef := r.f.Load()
+	if ef == nil {
+		return false
+	}
+	f, err := ef.sys.file()
+	if err != nil {
+		return false
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	pending := false
+	rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		pending = err == nil && n > 0 && fds[0].Revents&(unix.POLLIN|unix.POLLHUP) != 0
+	})
+	return pending
+}
