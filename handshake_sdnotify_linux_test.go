@@ -343,3 +343,95 @@ func TestReadyWithStdioClosed(t *testing.T) {
 		t.Fatalf("got (%q, %v), want (\"no stdio\", nil)", msg, err)
 	}
 }
+
+// Ready and Fail in the daemon: the datagram they send, NOTIFY_SOCKET
+// unset afterwards, and the errors for channels that fail.
+func TestReadyFailNotifySocket(t *testing.T) {
+	unsetEnv := func(t *testing.T, key string) {
+		t.Setenv(key, "") // restored after the test
+		os.Unsetenv(key)
+	}
+	unsetEnv(t, readyEnv)
+	for _, c := range []struct {
+		name   string
+		report func() error
+		want   tokenpipe.NotifyResult
+	}{
+		{"Ready", func() error { return tokenpipe.Ready(readyEnv, "up\nand running") },
+			tokenpipe.NotifyResult{Ready: true, Status: "up and running"}},
+		{"Ready without a message", func() error { return tokenpipe.Ready(readyEnv, "") },
+			tokenpipe.NotifyResult{Ready: true}},
+		{"Fail with an errno", func() error { _, err := os.Open("/nonexistent"); return tokenpipe.Fail(readyEnv, err) },
+			tokenpipe.NotifyResult{Errno: int(syscall.ENOENT), Status: "open /nonexistent: no such file or directory"}},
+		{"Fail without one", func() error { return tokenpipe.Fail(readyEnv, errors.New("bad config")) },
+			tokenpipe.NotifyResult{Errno: int(syscall.EIO), Status: "bad config"}},
+		{"Fail without a reason", func() error { return tokenpipe.Fail(readyEnv, nil) },
+			tokenpipe.NotifyResult{Errno: int(syscall.EIO)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := listen(t)
+			t.Setenv("NOTIFY_SOCKET", l.Addr())
+			if err := c.report(); err != nil {
+				t.Fatal(err)
+			}
+			if v, ok := os.LookupEnv("NOTIFY_SOCKET"); ok {
+				t.Fatalf("NOTIFY_SOCKET=%q is still set", v)
+			}
+			if r := awaitDecision(t, l); r != c.want {
+				t.Fatalf("the supervisor got %+v, want %+v", r, c.want)
+			}
+			if err := c.report(); !errors.Is(err, tokenpipe.ErrNotExported) {
+				t.Fatalf("a second report: got %v, want ErrNotExported", err)
+			}
+		})
+	}
+	t.Run("empty NOTIFY_SOCKET", func(t *testing.T) {
+		t.Setenv("NOTIFY_SOCKET", "")
+		if err := tokenpipe.Ready(readyEnv, "x"); !errors.Is(err, tokenpipe.ErrNotExported) {
+			t.Fatalf("got %v, want ErrNotExported", err)
+		}
+	})
+	t.Run("nobody listening", func(t *testing.T) {
+		addr := filepath.Join(t.TempDir(), "gone")
+		t.Setenv("NOTIFY_SOCKET", addr)
+		err := tokenpipe.Ready(readyEnv, "x")
+		if !errors.Is(err, syscall.ENOENT) || errors.Is(err, tokenpipe.ErrNotExported) ||
+			!strings.HasPrefix(err.Error(), "tokenpipe: Ready: NOTIFY_SOCKET=") {
+			t.Fatalf("got %v, want an error naming Ready and NOTIFY_SOCKET, matching ENOENT", err)
+		}
+	})
+	t.Run("pipe takes it, socket fails", func(t *testing.T) {
+		r, w := rawPipe(t)
+		t.Setenv(readyEnv, strconv.Itoa(w))
+		t.Setenv("NOTIFY_SOCKET", "relative/path")
+		if err := tokenpipe.Ready(readyEnv, "via pipe"); err != nil {
+			t.Fatalf("got %v, want nil: the pipe took the report", err)
+		}
+		if got, err := io.ReadAll(r); string(got) != "\x01via pipe\n" || err != nil {
+			t.Fatalf("the pipe got (%q, %v)", got, err)
+		}
+	})
+	t.Run("both fail", func(t *testing.T) {
+		r, w := rawPipe(t)
+		r.Close() // the parent has gone away
+		t.Setenv(readyEnv, strconv.Itoa(w))
+		t.Setenv("NOTIFY_SOCKET", "relative/path")
+		err := tokenpipe.Fail(readyEnv, errors.New("x"))
+		if !errors.Is(err, io.ErrClosedPipe) || !errors.Is(err, os.ErrInvalid) || !strings.Contains(err.Error(), "NOTIFY_SOCKET=") {
+			t.Fatalf("got %v, want both channels' errors", err)
+		}
+	})
+}
+
+// rawPipe makes a pipe whose write end is a bare inheritable descriptor, as
+// a parent hands it down, for FromEnv to take.
+func rawPipe(t *testing.T) (r *os.File, w int) {
+	t.Helper()
+	var p [2]int
+	if err := unix.Pipe(p[:]); err != nil {
+		t.Fatal(err)
+	}
+	r = os.NewFile(uintptr(p[0]), "r")
+	t.Cleanup(func() { r.Close() })
+	return r, p[1]
+}

@@ -312,24 +312,21 @@ func nativeInt32(b []byte) int32 {
 
 // pipePending reports whether a read from the end r would return at once,
 // with a token or end of stream, without taking anything from the pipe.
+//
+// It polls the descriptor itself, which never changes for an end; the caller
+// (StartAndWait's loop) is the only one that closes r, so the descriptor
+// cannot be closed and reused under the poll.
 func pipePending(r *TokenPipeEnd) bool {
 	ef := r.f.Load()
 	if ef == nil {
 		return false
 	}
-	f, err := ef.sys.file()
-	if err != nil {
-		return false
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return false
-	}
-	pending := false
-	rc.Control(func(fd uintptr) {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	fds := []unix.PollFd{{Fd: int32(ef.sys.fd), Events: unix.POLLIN}}
+	for {
 		n, err := unix.Poll(fds, 0)
-		pending = err == nil && n > 0 && fds[0].Revents&(unix.POLLIN|unix.POLLHUP) != 0
-	})
-	return pending
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n > 0 && fds[0].Revents&(unix.POLLIN|unix.POLLHUP) != 0
+	}
 }
