@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -434,4 +435,62 @@ func rawPipe(t *testing.T) (r *os.File, w int) {
 	r = os.NewFile(uintptr(p[0]), "r")
 	t.Cleanup(func() { r.Close() })
 	return r, p[1]
+}
+
+// ERRNO= and READY=1 in one datagram are a failure.
+func TestStartAndWaitErrnoWithReady(t *testing.T) {
+	needProgram(t, "systemd-notify")
+	cmd := exec.Command("systemd-notify", "STATUS=confused", "READY=1", "ERRNO=3") // one datagram
+	_, err := sdStartAndWait(t, cmd)
+	if !errors.Is(err, tokenpipe.ErrChildFailed) || !errors.Is(err, syscall.Errno(3)) {
+		t.Fatalf("got %v, want ErrChildFailed with errno 3", err)
+	}
+}
+
+// Without a socket, StartAndWait starts nothing.
+func TestStartAndWaitNoSocket(t *testing.T) {
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
+	cmd, _ := hsCommand(t, "hs-ready", "plain")
+	_, err := tokenpipe.StartAndWait(context.Background(), cmd, readyEnv)
+	if err == nil || !strings.Contains(err.Error(), "sd_notify socket") || cmd.Process != nil {
+		t.Fatalf("got %v (started: %v), want an error about the socket and nothing started", err, cmd.Process != nil)
+	}
+}
+
+// Ready gives up on a supervisor that does not read (its queue full) after
+// a bounded time, instead of hanging the daemon.
+func TestReadySupervisorNotReading(t *testing.T) {
+	addr := filepath.Join(t.TempDir(), "deaf")
+	deaf, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer deaf.Close()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	for { // fill its queue
+		err := unix.Sendmsg(fd, []byte("STATUS=x"), nil, &unix.SockaddrUnix{Name: addr}, unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv(readyEnv, "")
+	os.Unsetenv(readyEnv)
+	t.Setenv("NOTIFY_SOCKET", addr)
+	done := make(chan error, 1)
+	go func() { done <- tokenpipe.Ready(readyEnv, "x") }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("got %v, want a timeout", err)
+		}
+	case <-time.After(hangGuard):
+		t.Fatalf("Ready still blocked after %v", hangGuard)
+	}
 }
