@@ -450,7 +450,7 @@ func TestStartAndWaitErrnoWithReady(t *testing.T) {
 // Without a socket, StartAndWait starts nothing.
 func TestStartAndWaitNoSocket(t *testing.T) {
 	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
-	cmd, _ := hsCommand(t, "hs-ready", "plain")
+	cmd := helperCommand(t, "hs-ready", "plain") // no StdinPipe: a Cmd not started keeps those open
 	_, err := tokenpipe.StartAndWait(context.Background(), cmd, readyEnv)
 	if err == nil || !strings.Contains(err.Error(), "sd_notify socket") || cmd.Process != nil {
 		t.Fatalf("got %v (started: %v), want an error about the socket and nothing started", err, cmd.Process != nil)

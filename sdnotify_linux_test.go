@@ -195,19 +195,18 @@ func TestNotifyListenerClosesReceivedDescriptors(t *testing.T) {
 		msg string
 		n   int
 	}{{"BARRIER=1", 1}, {strings.Repeat("x", 5000), 1}, {"STATUS=many", 253}} {
-		readEnds := make([]*os.File, tc.n)
+		readEnds, writeEnds := make([]*os.File, tc.n), make([]*os.File, tc.n)
 		writeFds := make([]int, tc.n)
 		for i := range tc.n {
 			r, w, err := os.Pipe()
 			if err != nil {
 				t.Fatal(err)
 			}
-			readEnds[i], writeFds[i] = r, int(w.Fd())
-			defer w.Close()
+			readEnds[i], writeEnds[i], writeFds[i] = r, w, int(w.Fd())
 		}
 		send(t, l.Addr(), []byte(tc.msg), unix.UnixRights(writeFds...))
 		for i, r := range readEnds {
-			os.NewFile(uintptr(writeFds[i]), "").Close()
+			writeEnds[i].Close()
 			// Blocks until the listener closes its copy.
 			r.SetReadDeadline(time.Now().Add(hangGuard))
 			if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
