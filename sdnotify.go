@@ -3,13 +3,11 @@ package tokenpipe
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"unicode/utf8"
 )
 
@@ -144,16 +142,6 @@ func notifyReport(status string, errno int, ready bool) (sent bool, err error) {
 	return true, nil
 }
 
-// errnoOf returns the errno that Fail sends for reason: reason's own, where
-// it wraps a syscall.Errno, or else failErrno.
-func errnoOf(reason error) int {
-	var errno syscall.Errno
-	if errors.As(reason, &errno) && errno != 0 {
-		return int(errno)
-	}
-	return failErrno
-}
-
 // concludeNotify turns a decisive sd_notify result into StartAndWait's
 // result, waiting for the child where the outcome says so, as conclude does
 // for a pipe report: ERRNO= is a failure (reported as the last STATUS=,
@@ -171,11 +159,11 @@ func (h *handshake) concludeNotify(ctx context.Context, res notifyResult) (strin
 	if reason == "" {
 		reason = "no reason given"
 	}
-	errno := syscall.Errno(res.state.errno)
+	errno := errnoError(res.state.errno)
 	if err := h.reap(ctx); err != nil {
-		return status, fmt.Errorf("%w: %s (ERRNO=%d: %w) (it lived on until the context ended: %s): %w", ErrChildFailed, reason, int(errno), errno, h.status(), err)
+		return status, fmt.Errorf("%w: %s (ERRNO=%d: %w) (it lived on until the context ended: %s): %w", ErrChildFailed, reason, res.state.errno, errno, h.status(), err)
 	}
-	return status, fmt.Errorf("%w: %s (ERRNO=%d: %w)", ErrChildFailed, reason, int(errno), errno)
+	return status, fmt.Errorf("%w: %s (ERRNO=%d: %w)", ErrChildFailed, reason, res.state.errno, errno)
 }
 
 // exitedChan returns a channel that is closed once the child has exited, or

@@ -2,7 +2,10 @@
 
 package tokenpipe
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // notifySupported reports whether this platform has sd_notify sockets. On
 // Windows, which has AF_UNIX stream sockets but no datagram ones, and on the
@@ -45,3 +48,10 @@ func (l *notifyListener) close() error { return nil }
 // pipePending reports whether a read from the end r would return at once,
 // with a token or end of stream, without taking anything from the pipe.
 func pipePending(r *TokenPipeEnd) bool { return false }
+
+// errnoOf returns the errno that Fail sends for reason: reason's own, where
+// it wraps a syscall.Errno, or else failErrno.
+func errnoOf(reason error) int { return failErrno }
+
+// errnoError returns the error an ERRNO= value stands for.
+func errnoError(n int) error { return fmt.Errorf("errno %d", n) }

@@ -330,3 +330,16 @@ func pipePending(r *TokenPipeEnd) bool {
 		return err == nil && n > 0 && fds[0].Revents&(unix.POLLIN|unix.POLLHUP) != 0
 	}
 }
+
+// errnoOf returns the errno that Fail sends for reason: reason's own, where
+// it wraps a syscall.Errno, or else failErrno.
+func errnoOf(reason error) int {
+	var errno syscall.Errno
+	if errors.As(reason, &errno) && errno != 0 {
+		return int(errno)
+	}
+	return failErrno
+}
+
+// errnoError returns the error an ERRNO= value stands for.
+func errnoError(n int) error { return syscall.Errno(n) }
