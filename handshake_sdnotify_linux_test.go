@@ -494,3 +494,67 @@ func TestReadySupervisorNotReading(t *testing.T) {
 		t.Fatalf("Ready still blocked after %v", hangGuard)
 	}
 }
+
+func init() {
+	// sd-hostile sends what a broken or hostile daemon might: oversized
+	// datagrams, datagrams carrying the most descriptors Linux allows,
+	// garbage; then READY=1. With "forever" it floods until the socket is
+	// gone, and then waits for its standard input to close.
+	helpers["sd-hostile"] = func() int {
+		huge := strings.Repeat("READY=1\n", 20000)
+		fds := make([]int, 253)
+		for i := range fds {
+			fds[i] = 1 // its standard output, 253 times: 253 descriptors
+		}
+		rights := unix.UnixRights(fds...)
+		for i := 0; os.Args[1] == "forever" || i < 300; i++ {
+			var err error
+			switch i % 3 {
+			case 0:
+				err = sendRaw(huge, nil)
+			case 1:
+				err = sendRaw("STATUS=fds", rights)
+			case 2:
+				err = sendRaw("\x00\xff=\n=READY=1\nERRNO=-5", nil)
+			}
+			if err != nil && os.Args[1] == "forever" {
+				holdStdin()
+				return 0
+			}
+			if err != nil {
+				return helperExit(3, err)
+			}
+		}
+		if err := sendRaw("STATUS=survived\nREADY=1", nil); err != nil {
+			return helperExit(3, err)
+		}
+		holdStdin()
+		return 0
+	}
+}
+
+// A daemon that floods the socket with oversized datagrams, descriptors and
+// garbage neither fails the wait nor leaves a descriptor open; its READY=1
+// after all that counts. One that floods without end is killed when ctx ends.
+func TestStartAndWaitHostileChild(t *testing.T) {
+	cmd, _ := hsCommand(t, "sd-hostile", "300")
+	msg, err := sdStartAndWait(t, cmd)
+	if err != nil || msg != "survived" {
+		t.Fatalf("got (%q, %v), want (\"survived\", nil)", msg, err)
+	}
+
+	fds, goroutines := socketsAndPidfds(t), runtime.NumGoroutine()
+	cmd, _ = hsCommand(t, "sd-hostile", "forever")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want context.DeadlineExceeded", err)
+	}
+	reaped(t, cmd)
+	if after := socketsAndPidfds(t); after != fds {
+		t.Errorf("%d sockets and pidfds before, %d after", fds, after)
+	}
+	if after := settledGoroutines(goroutines); after > goroutines {
+		t.Errorf("%d goroutines before, %d after", goroutines, after)
+	}
+}

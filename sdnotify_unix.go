@@ -289,6 +289,9 @@ func (l *notifyListener) close() error {
 	l.closeOnce.Do(func() {
 		err := l.conn.Close()
 		<-l.done
+		// The child, being the same user, may have changed the directory's
+		// mode or put files in it; neither may keep it from going.
+		os.Chmod(l.dir, 0o700)
 		if rmErr := os.RemoveAll(l.dir); rmErr != nil {
 			err = errors.Join(err, rmErr)
 		}
