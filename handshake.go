@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -54,15 +56,28 @@ const (
 // the address the daemon listens on; newlines in it become spaces, invalid
 // UTF-8 becomes U+FFFD, and it is cut at 4 KiB, on a UTF-8 boundary.
 //
-// When no end was exported under env (the daemon was run by hand) it fails
-// with an error matching ErrNotExported, and so does every call after the
-// first, Ready or Fail, from any goroutine: only one report ever goes out.
-// A bad value of env gives FromEnv's error (os.ErrInvalid). If the parent has
-// gone away the write fails with an error matching io.ErrClosedPipe. In every
-// case the end is closed when Ready returns. It blocks only while the parent
-// is slow to read a long message.
+// On Unix, when NOTIFY_SOCKET is set (systemd with Type=notify,
+// start-stop-daemon --notify-await, or StartAndWait), Ready also sends
+// "STATUS=msg" and "READY=1" there in one sd_notify datagram (no STATUS= if
+// msg is empty; it is cut to fit systemd's 4 KiB), and then unsets
+// NOTIFY_SOCKET, so that the daemon's own children do not report for it. It
+// never waits for the supervisor to answer. On Windows NOTIFY_SOCKET is
+// ignored: there are no datagram AF_UNIX sockets there.
+//
+// Ready reports on every channel present and succeeds if one took the
+// report. When neither is present (the daemon was run by hand) it fails with
+// an error matching ErrNotExported, and so does every call after the first,
+// Ready or Fail, from any goroutine: only one report ever goes out. When every
+// channel present failed, the error names each: a bad value of env gives
+// FromEnv's error (os.ErrInvalid); a parent that has gone away gives an error
+// matching io.ErrClosedPipe; a NOTIFY_SOCKET that is not an absolute path or
+// an @abstract name (Linux) gives one matching os.ErrInvalid, and one that
+// nobody listens on the system's error (ENOENT, ECONNREFUSED). In every case
+// the end is closed when Ready returns. It blocks only while the parent is
+// slow to read a long message, or while the supervisor's queue is full (at
+// most 5 seconds).
 func Ready(env, msg string) error {
-	return report("Ready", env, tokenReady, msg)
+	return report("Ready", env, tokenReady, msg, 0)
 }
 
 // Fail tells the parent that started this process with StartAndWait that it
@@ -73,22 +88,51 @@ func Ready(env, msg string) error {
 // at 4 KiB, on a UTF-8 boundary. A nil reason, like an empty text, sends no
 // text: the parent's error then says "no reason given".
 //
+// When NOTIFY_SOCKET is set (Unix), Fail also sends "STATUS=reason" and a
+// non-zero ERRNO=: the errno that reason wraps, if it wraps a syscall.Errno
+// (errors.As), or else 5 (EIO), as sd_notify has no other way to say
+// "failed"; start-stop-daemon --notify-await then fails at once, printing the
+// errno's text, instead of waiting out its timeout. systemd records the errno
+// but does not fail the unit for it: exit after Fail.
+//
 // Errors and blocking are as for Ready; only the first report goes out.
 func Fail(env string, reason error) error {
 	text := ""
 	if reason != nil {
 		text = reason.Error()
 	}
-	return report("Fail", env, tokenFailed, text)
+	return report("Fail", env, tokenFailed, text, errnoOf(reason))
 }
 
-// report takes the end exported under env and writes one report to it.
-func report(op, env string, token byte, text string) error {
+// reportMu makes each report go out on every channel before another call
+// looks for one, so that only the first report goes out, on all of them.
+var reportMu sync.Mutex
+
+// report sends one report on every channel present: the end exported under
+// env, and the socket NOTIFY_SOCKET names. It succeeds if one took it.
+func report(op, env string, token byte, text string, errno int) error {
+	reportMu.Lock()
+	defer reportMu.Unlock()
+	text = cleanMessage(text)
+	pipeErr := reportPipe(env, token, text)
+	notified, notifyErr := notifyReport(text, errno, token == tokenReady)
+	switch {
+	case pipeErr == nil || notified:
+		return nil
+	case notifyErr == nil:
+		return &opError{op, pipeErr}
+	case errors.Is(pipeErr, ErrNotExported):
+		return &opError{op, notifyErr}
+	}
+	return &opError{op, errors.Join(pipeErr, notifyErr)}
+}
+
+// reportPipe takes the end exported under env and writes one report to it.
+func reportPipe(env string, token byte, text string) error {
 	e, err := FromEnv(env)
 	if err != nil {
-		return &opError{op, err}
+		return err
 	}
-	text = cleanMessage(text)
 	werr := e.TokenWrite(token)
 	for i := 0; werr == nil && i < len(text); i++ {
 		werr = e.TokenWrite(text[i])
@@ -99,10 +143,7 @@ func report(op, env string, token byte, text string) error {
 	if cerr := e.Close(); werr == nil {
 		werr = cerr
 	}
-	if werr != nil {
-		return &opError{op, werr}
-	}
-	return nil
+	return werr
 }
 
 // cleanMessage makes text what the wire format allows: valid UTF-8, no
@@ -170,6 +211,44 @@ func trimPartialRune(b []byte) []byte {
 // ends, and the error then matches ctx.Err() as well. StartAndWait kills only
 // the child it started, never a grandchild.
 //
+// # sd_notify (Unix)
+//
+// StartAndWait also makes a datagram socket in a new private directory (mode
+// 0700, in os.TempDir() or, if that path is too long for a socket address,
+// /tmp) and sets NOTIFY_SOCKET to it in the child's environment, replacing
+// any value there, so that a child that speaks sd_notify (through Ready and
+// Fail, libsystemd, systemd-notify; Redis with --supervised systemd) is
+// understood as well. The first report on either channel decides:
+//
+//   - READY=1: (msg, nil) with the last STATUS= as msg.
+//   - ERRNO= with a positive number before READY=1: as a failure report, with
+//     the last STATUS= as the reason and msg; the error also has the errno's
+//     text and matches the syscall.Errno. (ERRNO= and READY=1 in one datagram
+//     are a failure.)
+//   - A report on the pipe that has begun, or is waiting to be read, when a
+//     datagram decides, is the first, so that a Go child's Ready or Fail,
+//     which writes the pipe before it sends, gives the same result whichever
+//     StartAndWait reads first.
+//
+// Every descriptor a datagram carries is closed at once (so systemd-notify's
+// BARRIER=1 is answered); datagrams longer than 4 KiB or holding a NUL byte,
+// lines that are not READY=1, STATUS= or ERRNO=, and (Linux, where the kernel
+// attaches the sender's credentials) datagrams from another user are
+// ignored. The socket and its directory are removed before StartAndWait
+// returns, on every path; if they cannot be made, StartAndWait fails and
+// starts nothing.
+//
+// The child's death is still seen through the pipe, whose end the child
+// inherits even if it speaks only sd_notify. But a daemon may close its
+// inherited descriptors at start-up and report later, so on Linux (5.4 and
+// later, with a pidfd, which does not reap the child), the BSDs and macOS
+// (kqueue) the end of the pipe is not taken for the child's exit while the
+// child is alive: StartAndWait waits for its report, its exit or the end of
+// ctx. Elsewhere (Solaris, illumos, AIX) it is, as without sd_notify. A child
+// that sends READY=1 and then exits is ready, as one that writes token 1 and
+// exits is. EXTEND_TIMEOUT_USEC= does not move ctx's deadline, and MAINPID=,
+// WATCHDOG= and the rest are ignored.
+//
 // In every error case but bad arguments and Start failing, the child has been
 // waited for (cmd.ProcessState is set), and StartAndWait leaves no descriptor
 // or goroutine behind. Because cmd.Wait also waits for the goroutines that
@@ -197,11 +276,28 @@ func StartAndWait(ctx context.Context, cmd *exec.Cmd, env string) (msg string, e
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("tokenpipe: %s: %s: not started: %w", op, cmd.Path, err)
 	}
-	r, err := startExported(cmd, env)
-	if err != nil {
+	h := &handshake{cmd: cmd}
+	if notifySupported {
+		if h.notify, err = listenNotify(); err != nil {
+			return "", &opError{op, err}
+		}
+		defer h.notify.close()
+		setEnv(cmd, notifySocketEnv, h.notify.addr)
+	}
+	if h.r, err = startExported(cmd, env); err != nil {
 		return "", &opError{op, err}
 	}
-	h := &handshake{cmd: cmd, r: r}
+	if h.notify != nil {
+		// Right after Start, before anyone can reap the child.
+		switch h.exit, err = watchExit(cmd.Process.Pid); {
+		case err == nil:
+			defer h.exit.close()
+		case !errors.Is(err, errors.ErrUnsupported):
+			h.r.Close()
+			h.killAndReap()
+			return "", fmt.Errorf("tokenpipe: %s: %s: watching for its exit: %w (killed it: %s)", op, cmd.Path, err, h.status())
+		}
+	}
 	msg, err = h.wait(ctx)
 	if err != nil {
 		return msg, fmt.Errorf("tokenpipe: %s: %s: %w", op, cmd.Path, err)
@@ -249,43 +345,118 @@ type pipeReport struct {
 
 // handshake is one StartAndWait under way.
 type handshake struct {
-	cmd *exec.Cmd
-	r   *TokenPipeEnd // the read end; closed when wait returns
+	cmd    *exec.Cmd
+	r      *TokenPipeEnd   // the read end; closed when wait returns
+	notify *notifyListener // the child's NOTIFY_SOCKET (Unix), or nil
+	exit   *exitWatch      // sees the child exit, where notify is set and the OS can
 }
 
-// wait is StartAndWait's event loop. Each source of news (for now only the
-// pipe) runs in a goroutine of its own that sends one result; wait selects on
-// those and ctx, and stops and joins every goroutine before it returns.
+// wait is StartAndWait's event loop. Each source of news (the pipe, the
+// sd_notify socket, the child's exit) runs in a goroutine of its own that
+// sends one result; wait selects on those and ctx, and stops and joins every
+// goroutine before it returns (the socket's and the exit watch's in
+// StartAndWait).
+//
+// The first report on either channel decides. A report on the pipe that is
+// under way, or waiting to be read, when a datagram decides is the first:
+// the daemon's Ready and Fail write the pipe before the socket, and the pipe
+// carries the message whole, so the outcome does not depend on which of the
+// two is read first.
 func (h *handshake) wait(ctx context.Context) (string, error) {
 	pipe := make(chan pipeReport, 1)
 	readerDone := make(chan struct{})
+	var pipeStarted atomic.Bool
 	go func() {
 		defer close(readerDone)
 		var rep pipeReport
-		rep.kind, rep.token, rep.text, rep.err = readReport(h.r)
+		rep.kind, rep.token, rep.text, rep.err = readReport(h.r, &pipeStarted)
 		pipe <- rep
 	}()
 	// Closing the read end ends a pending read; and once a report is in, a
 	// child still writing sees a broken pipe instead of filling it forever.
+	stopped := false
 	stopReader := func() {
-		h.r.Close()
-		<-readerDone
+		if !stopped {
+			stopped = true
+			h.r.Close()
+			<-readerDone
+		}
 	}
+	defer stopReader()
 
-	var rep pipeReport
-	select {
-	case rep = <-pipe:
-		stopReader()
-	case <-ctx.Done():
-		stopReader()
-		// A report that was whole before the read end closed still counts:
-		// killing a daemon that said it was ready would help nobody.
-		if rep = <-pipe; rep.err != nil && rep.err != io.EOF {
+	var decision <-chan notifyResult
+	if h.notify != nil {
+		decision = h.notify.decision
+	}
+	var exited <-chan struct{} // set once the pipe has ended
+	var notified *notifyResult // a datagram's decision, waiting for the pipe
+	for {
+		select {
+		case rep := <-pipe:
+			pipe = nil
+			stopReader()
+			switch {
+			case rep.err != io.EOF:
+				return h.conclude(ctx, rep)
+			case notified != nil:
+				return h.concludeNotify(ctx, *notified)
+			case h.notify == nil:
+				return h.conclude(ctx, rep)
+			}
+			// Every holder of the write end has closed it or exited; but a
+			// child that speaks sd_notify may have closed it at start-up and
+			// report later. Wait for its report or its exit.
+			exited = h.exitedChan()
+		case res := <-decision:
+			decision = nil
+			// Ready and Fail write the pipe before they send: if the pipe
+			// holds something unread, or the reader has begun a report,
+			// that report came first. (Checked in that order, as the
+			// reader takes the pipe's bytes before it says it has begun.)
+			if pipe != nil && (pipePending(h.r) || pipeStarted.Load()) {
+				notified = &res
+				continue
+			}
+			stopReader()
+			return h.concludeNotify(ctx, res)
+		case <-exited:
+			// What the child sent before it exited is queued by now.
+			h.notify.drain()
+			select {
+			case res := <-decision:
+				return h.concludeNotify(ctx, res)
+			default:
+			}
+			return h.conclude(ctx, pipeReport{err: io.EOF})
+		case <-ctx.Done():
+			rep := pipeReport{err: io.EOF}
+			if pipe != nil {
+				stopReader()
+				rep = <-pipe
+			}
+			// A report that was whole before the read end closed still
+			// counts: killing a daemon that said it was ready would help
+			// nobody. So does a datagram's.
+			if rep.err == nil {
+				return h.conclude(ctx, rep)
+			}
+			if notified == nil {
+				select {
+				case res := <-decision:
+					notified = &res
+				default:
+				}
+			}
+			switch {
+			case notified != nil:
+				return h.concludeNotify(ctx, *notified)
+			case rep.err == io.EOF:
+				return h.conclude(ctx, rep) // kills: it lived on
+			}
 			h.killAndReap()
 			return "", fmt.Errorf("no report when the context ended (%s): %w", h.status(), ctx.Err())
 		}
 	}
-	return h.conclude(ctx, rep)
 }
 
 // conclude turns a report, or end of stream, into StartAndWait's result,
@@ -319,11 +490,14 @@ func (h *handshake) conclude(ctx context.Context, rep pipeReport) (string, error
 // readReport reads one report from r: its kind, token and text. Text is read
 // up to '\n' (ready only), end of stream or maxMessage bytes, whichever comes
 // first. err is io.EOF only if the stream ended before any token.
-func readReport(r *TokenPipeEnd) (kind reportKind, token byte, text string, err error) {
+//
+// started is set once the token has been read.
+func readReport(r *TokenPipeEnd, started *atomic.Bool) (kind reportKind, token byte, text string, err error) {
 	token, err = r.TokenRead()
 	if err != nil {
 		return 0, 0, "", err
 	}
+	started.Store(true)
 	kind = reportFailed
 	if token == tokenReady {
 		kind = reportReady

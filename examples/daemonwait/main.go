@@ -7,6 +7,11 @@
 //	go run ./examples/daemonwait -crash     # the daemon dies without a word: exit 1
 //	go run ./examples/daemonwait -hang -timeout 1s  # killed after the timeout: exit 1
 //
+// Run by systemd (Type=notify) or start-stop-daemon --notify-await, which set
+// NOTIFY_SOCKET, it is the daemon itself, and reports to them:
+//
+//	start-stop-daemon --start --background --notify-await --exec $(which daemonwait)
+//
 // The parent is one call, tokenpipe.StartAndWait. The daemon binds -addr,
 // serves a one-line health response over HTTP, then reports its address with
 // tokenpipe.Ready, or what went wrong with tokenpipe.Fail. It serves until
@@ -23,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -43,7 +49,12 @@ var (
 
 func main() {
 	flag.Parse()
-	if _, isDaemon := os.LookupEnv(readyEnv); isDaemon {
+	_, exported := os.LookupEnv(readyEnv)
+	// Under systemd (Type=notify) or start-stop-daemon --notify-await the
+	// supervisor is the parent: serve in the foreground and report to it,
+	// with the same Ready and Fail. (Windows has no NOTIFY_SOCKET.)
+	_, supervised := os.LookupEnv("NOTIFY_SOCKET")
+	if exported || (supervised && runtime.GOOS != "windows") {
 		os.Exit(daemon())
 	}
 	os.Exit(parent())
@@ -105,6 +116,10 @@ func daemon() int {
 		fmt.Fprintf(w, "daemonwait %d ok\n", os.Getpid())
 	})}
 	go srv.Serve(ln)
+	// Catch SIGTERM before reporting: whoever waits may send it as soon as
+	// the report is in.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	// A parent that has gone away no longer needs the report, but a bad
 	// DAEMONWAIT_READY_FD is a mistake to say out loud.
 	if err := tokenpipe.Ready(readyEnv, ln.Addr().String()); errors.Is(err, os.ErrInvalid) {
@@ -112,8 +127,6 @@ func daemon() int {
 		return 2
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *lifetime)
 	defer cancel()
 	<-ctx.Done()

@@ -27,3 +27,12 @@ func stopDaemon(t *testing.T, pid int) {
 		t.Fatalf("daemon %d ended with status %v after SIGTERM, want a clean exit", pid, status)
 	}
 }
+
+// waitExited reaps the adopted daemon pid, whatever its status.
+func waitExited(t *testing.T, pid int) {
+	t.Helper()
+	var status syscall.WaitStatus
+	if _, err := syscall.Wait4(pid, &status, 0, nil); err != nil {
+		t.Fatalf("waiting for daemon %d: %v", pid, err)
+	}
+}

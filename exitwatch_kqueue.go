@@ -1,0 +1,99 @@
+//go:build darwin || dragonfly || freebsd || netbsd || openbsd
+
+package tokenpipe
+
+import (
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// exitWatch tells when a child that has not been reaped exits, without
+// reaping it, so that whoever waits for the child still gets its status. The
+// parent of a child that closed its inherited pipe end, or of one whose
+// descendants hold it, needs this to tell "exited" from "still starting".
+//
+// On the BSDs and macOS it is a kqueue with EVFILT_PROC/NOTE_EXIT, which does
+// not reap. The kqueue is polled in a goroutine every exitPollInterval rather
+// than joined to the runtime poller, so that close need not rely on a kqueue
+// being pollable: close takes up to one interval.
+type exitWatch struct {
+	kq     int
+	exited chan struct{} // closed once the child has exited
+	stop   chan struct{} // closed by close
+	done   chan struct{} // closed when the watching goroutine has returned
+}
+
+// exitPollInterval is how long one wait for the kqueue lasts: how late close
+// returns, at worst.
+const exitPollInterval = 50 * time.Millisecond
+
+// watchExit starts watching the child pid, which must not have been reaped.
+// It fails with an error matching errors.ErrUnsupported where the system
+// cannot watch a process without reaping it (Linux before 5.4). The caller
+// must call close.
+func watchExit(pid int) (*exitWatch, error) {
+	syscall.ForkLock.RLock() // so that no child is started before CloseOnExec
+	kq, err := unix.Kqueue()
+	if err == nil {
+		unix.CloseOnExec(kq)
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return nil, os.NewSyscallError("kqueue", err)
+	}
+	w := &exitWatch{
+		kq:     kq,
+		exited: make(chan struct{}),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	var ev [1]unix.Kevent_t
+	unix.SetKevent(&ev[0], pid, unix.EVFILT_PROC, unix.EV_ADD|unix.EV_ONESHOT)
+	ev[0].Fflags = unix.NOTE_EXIT
+	switch _, err := unix.Kevent(kq, ev[:], nil, nil); err {
+	case nil:
+		go w.watch()
+	case unix.ESRCH:
+		// Some kernels refuse to watch a zombie: the child has exited (it
+		// is not reaped, so its pid cannot belong to another process).
+		close(w.exited)
+		close(w.done)
+	default:
+		unix.Close(kq)
+		return nil, os.NewSyscallError("kevent", err)
+	}
+	return w, nil
+}
+
+// watch waits until the child exits or w is closed.
+func (w *exitWatch) watch() {
+	defer close(w.done)
+	timeout := unix.NsecToTimespec(int64(exitPollInterval))
+	var ev [1]unix.Kevent_t
+	for {
+		select {
+		case <-w.stop:
+			return
+		default:
+		}
+		n, err := unix.Kevent(w.kq, nil, ev[:], &timeout)
+		if n > 0 || (err != nil && err != unix.EINTR) {
+			close(w.exited)
+			return
+		}
+	}
+}
+
+// exitedChan returns a channel that is closed once the child has exited.
+func (w *exitWatch) exitedChan() <-chan struct{} { return w.exited }
+
+// close stops watching and releases what the watch holds; it waits for the
+// watching goroutine to return. Call it once.
+func (w *exitWatch) close() {
+	close(w.stop)
+	<-w.done
+	unix.Close(w.kq)
+}

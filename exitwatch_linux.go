@@ -1,0 +1,111 @@
+package tokenpipe
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// exitWatch tells when a child that has not been reaped exits, without
+// reaping it, so that whoever waits for the child still gets its status. The
+// parent of a child that closed its inherited pipe end, or of one whose
+// descendants hold it, needs this to tell "exited" from "still starting".
+//
+// On Linux it polls a pidfd, which becomes readable when the process exits,
+// in the runtime poller; waitid(P_PIDFD, WNOWAIT) confirms the exit without
+// reaping. A pidfd refers to one process for good, so a reused pid cannot
+// fool it (and an unreaped child's pid is not reused anyway).
+type exitWatch struct {
+	f      *os.File
+	exited chan struct{} // closed once the child has exited
+	done   chan struct{} // closed when the watching goroutine has returned
+}
+
+// watchExit starts watching the child pid, which must not have been reaped.
+// It fails with an error matching errors.ErrUnsupported where the system
+// cannot watch a process without reaping it (Linux before 5.4). The caller
+// must call close.
+func watchExit(pid int) (*exitWatch, error) {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err == unix.EINVAL { // Linux before 5.10 lacks PIDFD_NONBLOCK
+		if fd, err = unix.PidfdOpen(pid, 0); err == nil {
+			if err = unix.SetNonblock(fd, true); err != nil {
+				unix.Close(fd)
+			}
+		}
+	}
+	switch {
+	case err == unix.ENOSYS:
+		return nil, fmt.Errorf("pidfd_open: %w", errors.ErrUnsupported)
+	case err != nil:
+		return nil, os.NewSyscallError("pidfd_open", err)
+	}
+	if _, err := pidfdExited(fd); err != nil {
+		unix.Close(fd)
+		if err == unix.EINVAL { // Linux 5.3 has pidfds but no waitid(P_PIDFD)
+			return nil, fmt.Errorf("waitid(P_PIDFD): %w", errors.ErrUnsupported)
+		}
+		return nil, os.NewSyscallError("waitid", err)
+	}
+	// pidfds are always close-on-exec; os.NewFile puts a non-blocking one
+	// in the runtime poller.
+	w := &exitWatch{
+		f:      os.NewFile(uintptr(fd), "pidfd"),
+		exited: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	go w.watch()
+	return w, nil
+}
+
+// watch waits until the child exits or w is closed.
+func (w *exitWatch) watch() {
+	defer close(w.done)
+	rc, err := w.f.SyscallConn()
+	if err != nil {
+		return
+	}
+	var exited bool
+	rc.Read(func(fd uintptr) bool {
+		var err error
+		exited, err = pidfdExited(int(fd))
+		// An error here means the child is gone some other way (ECHILD:
+		// reaped behind our back); waiting longer would only hang.
+		exited = exited || err != nil
+		return exited
+	}) // fails only when w.f is closed
+	if exited {
+		close(w.exited)
+	}
+}
+
+// pidfdExited reports whether the process behind the pidfd fd has exited,
+// without reaping it.
+func pidfdExited(fd int) (bool, error) {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN: // a PIDFD_NONBLOCK pidfd of a running process
+			return false, nil
+		case nil:
+			// With WNOHANG and no exit to report, waitid leaves si_signo 0.
+			return info.Signo == int32(unix.SIGCHLD), nil
+		}
+		return false, err
+	}
+}
+
+// exitedChan returns a channel that is closed once the child has exited.
+func (w *exitWatch) exitedChan() <-chan struct{} { return w.exited }
+
+// close stops watching and releases what the watch holds; it waits for the
+// watching goroutine to return. Call it once.
+func (w *exitWatch) close() {
+	w.f.Close()
+	<-w.done
+}

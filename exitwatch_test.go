@@ -1,0 +1,102 @@
+//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd
+
+package tokenpipe_test
+
+import (
+	"io"
+	"os/exec"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/tokenpipe/tokenpipe"
+)
+
+// The watch sees a child exit, and leaves it for cmd.Wait to reap.
+func TestExitWatch(t *testing.T) {
+	fds, goroutines := tokenpipe.OpenHandles(t), runtime.NumGoroutine()
+	cmd := helperCommand(t, "hold")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := tokenpipe.WatchExit(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.Exited():
+		t.Fatal("the child was seen to exit while it waits for its standard input")
+	default:
+	}
+	stdin.Close()
+	select {
+	case <-w.Exited():
+	case <-time.After(hangGuard):
+		t.Fatalf("the child's exit was not seen after %v", hangGuard)
+	}
+	w.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("cmd.Wait after the watch: %v (the watch must not reap)", err)
+	}
+
+	// A child that has exited, unreaped, before the watch began is seen
+	// too. (Its standard output at end of stream shows it is exiting.)
+	cmd = exec.Command("true")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, stdout)
+	w, err = tokenpipe.WatchExit(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.Exited():
+	case <-time.After(hangGuard):
+		t.Fatalf("the exit of a child that had exited was not seen after %v", hangGuard)
+	}
+	w.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("cmd.Wait after the watch: %v (the watch must not reap)", err)
+	}
+
+	// A watch closed before the child exits stops.
+	cmd = helperCommand(t, "hold")
+	stdin, _ = cmd.StdinPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w, err = tokenpipe.WatchExit(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	stdin.Close()
+	cmd.Wait()
+	if after := tokenpipe.OpenHandles(t); after != fds {
+		t.Errorf("open descriptors went from %d to %d", fds, after)
+	}
+	if after := settledGoroutines(goroutines); after > goroutines {
+		t.Errorf("goroutines went from %d to %d", goroutines, after)
+	}
+}
+
+// settledGoroutines counts goroutines, giving those that have finished their
+// work (and said so) up to hangGuard to return.
+func settledGoroutines(want int) int {
+	deadline := time.Now().Add(hangGuard)
+	n := runtime.NumGoroutine()
+	for n > want && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+		n = runtime.NumGoroutine()
+	}
+	return n
+}

@@ -1,0 +1,560 @@
+package tokenpipe_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokenpipe/tokenpipe"
+	"golang.org/x/sys/unix"
+)
+
+// StartAndWait with sd_notify: the parent's side of the handshake with
+// daemons that report over NOTIFY_SOCKET, Go or not.
+
+func init() {
+	// sd-send sends each argument, unquoted (strconv.Quote), as a datagram to NOTIFY_SOCKET, without
+	// touching its end, and then waits for its standard input to close.
+	helpers["sd-send"] = func() int {
+		for _, quoted := range os.Args[1:] {
+			msg, err := strconv.Unquote(quoted)
+			if err == nil {
+				err = sendRaw(msg, nil)
+			}
+			if err != nil {
+				return helperExit(3, err)
+			}
+		}
+		holdStdin()
+		return 0
+	}
+	// sd-close-then-ready closes its inherited end at once, as daemons that
+	// close every descriptor at start-up do, waits a while, then sends
+	// READY=1 and waits for its standard input to close.
+	helpers["sd-close-then-ready"] = func() int {
+		childEndNamed(readyEnv).Close()
+		time.Sleep(200 * time.Millisecond) // the scenario, not synchronisation
+		if err := sendRaw("STATUS=late\nREADY=1", nil); err != nil {
+			return helperExit(3, err)
+		}
+		holdStdin()
+		return 0
+	}
+	// sd-ready-and-die sends READY=1 and exits 5 at once.
+	helpers["sd-ready-and-die"] = func() int {
+		if err := sendRaw("STATUS=bye\nREADY=1", nil); err != nil {
+			return helperExit(3, err)
+		}
+		return 5
+	}
+	// sd-pass-fd sends a pipe's write end in SCM_RIGHTS and checks that the
+	// receiver closed it; it reports ready if so and fails otherwise.
+	helpers["sd-pass-fd"] = func() int {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return helperExit(3, err)
+		}
+		if err := sendRaw("STATUS=passing a descriptor", unix.UnixRights(int(w.Fd()))); err != nil {
+			return helperExit(3, err)
+		}
+		w.Close()
+		r.SetReadDeadline(time.Now().Add(hangGuard))
+		if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			sendRaw(fmt.Sprintf("STATUS=the receiver kept the descriptor: (%d, %v)\nERRNO=9", n, err), nil)
+			return 1
+		}
+		if err := sendRaw("STATUS=descriptor closed\nREADY=1", nil); err != nil {
+			return helperExit(3, err)
+		}
+		holdStdin()
+		return 0
+	}
+	// sd-stdio-closed reports with Ready with its standard descriptors
+	// closed, so that the socket it sends on may be descriptor 0.
+	helpers["sd-stdio-closed"] = func() int {
+		for fd := range 3 {
+			unix.Close(fd)
+		}
+		if err := tokenpipe.Ready(readyEnv, "no stdio"); err != nil {
+			return 3
+		}
+		time.Sleep(hangGuard) // until killed
+		return 0
+	}
+}
+
+// sendRaw sends one datagram to NOTIFY_SOCKET with a raw socket, carrying oob.
+func sendRaw(msg string, oob []byte) error {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Sendmsg(fd, []byte(msg), oob, &unix.SockaddrUnix{Name: os.Getenv("NOTIFY_SOCKET")}, 0)
+}
+
+// notifySocket returns the NOTIFY_SOCKET that StartAndWait gave cmd.
+func notifySocket(t *testing.T, cmd *exec.Cmd) string {
+	t.Helper()
+	var addr string
+	for _, kv := range cmd.Env {
+		if v, ok := strings.CutPrefix(kv, "NOTIFY_SOCKET="); ok {
+			if addr != "" {
+				t.Fatalf("NOTIFY_SOCKET set twice in cmd.Env")
+			}
+			addr = v
+		}
+	}
+	if addr == "" {
+		t.Fatal("StartAndWait set no NOTIFY_SOCKET")
+	}
+	return addr
+}
+
+// sdStartAndWait runs StartAndWait on cmd with a context that never ends by
+// itself, and fails the test if it has not returned after hangGuard. It
+// checks that the socket's directory is gone, and at the end of the test,
+// once the child is reaped, that no socket, pidfd or goroutine is left.
+func sdStartAndWait(t *testing.T, cmd *exec.Cmd) (string, error) {
+	t.Helper()
+	fds, goroutines := socketsAndPidfds(t), runtime.NumGoroutine()
+	t.Cleanup(func() {
+		if cmd.Process != nil && cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if after := socketsAndPidfds(t); after != fds {
+			t.Errorf("%d sockets and pidfds open before, %d after", fds, after)
+		}
+		if after := settledGoroutines(goroutines); after > goroutines {
+			buf := make([]byte, 1<<16)
+			t.Errorf("%d goroutines before, %d after:\n%s", goroutines, after, buf[:runtime.Stack(buf, true)])
+		}
+	})
+	type result struct {
+		msg string
+		err error
+	}
+	done := make(chan result, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		msg, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+		done <- result{msg, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(hangGuard):
+		t.Fatalf("StartAndWait still waiting after %v", hangGuard)
+	}
+	if cmd.Process != nil {
+		dir := filepath.Dir(notifySocket(t, cmd))
+		if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the socket's directory %s is still there (%v)", dir, err)
+		}
+	}
+	return r.msg, r.err
+}
+
+// socketsAndPidfds counts the process's open sockets and pidfds.
+func socketsAndPidfds(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if strings.HasPrefix(target, "socket:") || target == "anon_inode:[pidfd]" {
+			n++
+		}
+	}
+	return n
+}
+
+// redisCommand returns a Redis that reports with sd_notify, with args added.
+func redisCommand(t *testing.T, args ...string) *exec.Cmd {
+	redis := needProgram(t, "redis-server")
+	cmd := exec.Command(redis, append([]string{"--port", "0", "--unixsocket", filepath.Join(t.TempDir(), "redis.sock"),
+		"--save", "", "--supervised", "systemd"}, args...)...)
+	t.Cleanup(func() {
+		if cmd.Process != nil && cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+// Redis, which speaks only sd_notify and keeps the inherited end open, is
+// ready with its last status as the message.
+func TestStartAndWaitRedis(t *testing.T) {
+	cmd := redisCommand(t)
+	msg, err := sdStartAndWait(t, cmd)
+	if err != nil || msg != "Ready to accept connections" {
+		t.Fatalf("got (%q, %v), want Redis's last status and no error", msg, err)
+	}
+	if cmd.ProcessState != nil {
+		t.Fatal("StartAndWait waited for the ready Redis")
+	}
+}
+
+// Redis with an invalid option exits at once: ErrChildExited with its exit
+// status, without waiting for the context.
+func TestStartAndWaitRedisExits(t *testing.T) {
+	cmd := redisCommand(t, "--no-such-option", "x")
+	_, err := sdStartAndWait(t, cmd)
+	if !errors.Is(err, tokenpipe.ErrChildExited) || !strings.HasSuffix(err.Error(), "exit status 1") {
+		t.Fatalf("got %v, want ErrChildExited with exit status 1", err)
+	}
+	reaped(t, cmd)
+}
+
+// systemd-notify waits for its BARRIER=1 to be answered, and exits non-zero
+// if it is not: the shell would then exit 7 before READY=1.
+func TestStartAndWaitSystemdNotify(t *testing.T) {
+	needProgram(t, "systemd-notify")
+	cmd := exec.Command("sh", "-c", "systemd-notify --status=starting || exit 7; systemd-notify --ready")
+	msg, err := sdStartAndWait(t, cmd)
+	if err != nil || msg != "starting" {
+		t.Fatalf("got (%q, %v), want (\"starting\", nil)", msg, err)
+	}
+	// The second systemd-notify's own barrier fails (exit 1) if it comes
+	// after StartAndWait has returned and removed the socket.
+	if cmd.Wait(); cmd.ProcessState.ExitCode() == 7 {
+		t.Fatal("the first systemd-notify failed")
+	}
+}
+
+// ERRNO= is a failure, with the errno's text and the last status; the child
+// is waited for.
+func TestStartAndWaitErrno(t *testing.T) {
+	needProgram(t, "systemd-notify")
+	cmd := exec.Command("systemd-notify", "STATUS=disk gone", "ERRNO=5")
+	msg, err := sdStartAndWait(t, cmd)
+	if !errors.Is(err, tokenpipe.ErrChildFailed) || !errors.Is(err, syscall.EIO) ||
+		!strings.Contains(err.Error(), "disk gone") || !strings.Contains(err.Error(), syscall.EIO.Error()) || msg != "disk gone" {
+		t.Fatalf("got (%q, %v), want ErrChildFailed with EIO and the status", msg, err)
+	}
+	reaped(t, cmd)
+}
+
+// A child that closes its inherited end at start-up and reports later is
+// ready, not dead: the end of the pipe is not its exit.
+func TestStartAndWaitClosedEndThenReady(t *testing.T) {
+	cmd, _ := hsCommand(t, "sd-close-then-ready")
+	msg, err := sdStartAndWait(t, cmd)
+	if err != nil || msg != "late" {
+		t.Fatalf("got (%q, %v), want (\"late\", nil)", msg, err)
+	}
+	if cmd.ProcessState != nil {
+		t.Fatal("StartAndWait waited for a child that reported ready")
+	}
+}
+
+// Malformed datagrams are ignored, whatever comes after them counts.
+func TestStartAndWaitMalformedDatagrams(t *testing.T) {
+	cmd := sdSend(t, "garbage", "READY=0\nERRNO=abc\nSTATUS", "READY=1\x00", strings.Repeat("READY=1\n", 1000), "STATUS=fine\nREADY=1")
+	msg, err := sdStartAndWait(t, cmd)
+	if err != nil || msg != "fine" {
+		t.Fatalf("got (%q, %v), want (\"fine\", nil)", msg, err)
+	}
+}
+
+// A descriptor sent to the socket is closed at once: the sender sees it
+// closed, and reports so.
+func TestStartAndWaitClosesPassedDescriptors(t *testing.T) {
+	cmd, _ := hsCommand(t, "sd-pass-fd")
+	msg, err := sdStartAndWait(t, cmd)
+	if err != nil || msg != "descriptor closed" {
+		t.Fatalf("got (%q, %v), want (\"descriptor closed\", nil)", msg, err)
+	}
+}
+
+// A child that says READY=1 and dies at once is ready, as one that writes
+// token 1 and dies is: its word came before its death. Its status is left
+// for the caller.
+func TestStartAndWaitReadyThenDies(t *testing.T) {
+	for range 20 { // the race between the datagram and the exit, many times
+		cmd, _ := hsCommand(t, "sd-ready-and-die")
+		msg, err := sdStartAndWait(t, cmd)
+		if err != nil || msg != "bye" {
+			t.Fatalf("got (%q, %v), want (\"bye\", nil)", msg, err)
+		}
+		if err := cmd.Wait(); cmd.ProcessState.ExitCode() != 5 {
+			t.Fatalf("cmd.Wait: %v, want exit status 5", err)
+		}
+	}
+}
+
+// sdSend returns an sd-send helper command sending msgs.
+func sdSend(t *testing.T, msgs ...string) *exec.Cmd {
+	t.Helper()
+	args := make([]string, len(msgs))
+	for i, m := range msgs {
+		args[i] = strconv.Quote(m)
+	}
+	cmd, _ := hsCommand(t, "sd-send", args...)
+	return cmd
+}
+
+// Reports that never decide leave the wait to the context, which kills the
+// child.
+func TestStartAndWaitStatusOnly(t *testing.T) {
+	cmd := sdSend(t, "STATUS=still loading")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want context.DeadlineExceeded", err)
+	}
+	reaped(t, cmd)
+}
+
+// An inherited NOTIFY_SOCKET is replaced by StartAndWait's own.
+func TestStartAndWaitReplacesNotifySocket(t *testing.T) {
+	cmd := sdSend(t, "STATUS=mine\nREADY=1")
+	cmd.Env = append(cmd.Env, "NOTIFY_SOCKET=/nonexistent/socket")
+	msg, err := sdStartAndWait(t, cmd)
+	if err != nil || msg != "mine" {
+		t.Fatalf("got (%q, %v), want (\"mine\", nil)", msg, err)
+	}
+	notifySocket(t, cmd) // set once
+}
+
+// Closed standard descriptors in the daemon change nothing.
+func TestReadyWithStdioClosed(t *testing.T) {
+	cmd, _ := hsCommand(t, "sd-stdio-closed")
+	cmd.Stderr = nil
+	msg, err := sdStartAndWait(t, cmd)
+	if err != nil || msg != "no stdio" {
+		t.Fatalf("got (%q, %v), want (\"no stdio\", nil)", msg, err)
+	}
+}
+
+// Ready and Fail in the daemon: the datagram they send, NOTIFY_SOCKET
+// unset afterwards, and the errors for channels that fail.
+func TestReadyFailNotifySocket(t *testing.T) {
+	unsetEnv := func(t *testing.T, key string) {
+		t.Setenv(key, "") // restored after the test
+		os.Unsetenv(key)
+	}
+	unsetEnv(t, readyEnv)
+	for _, c := range []struct {
+		name   string
+		report func() error
+		want   tokenpipe.NotifyResult
+	}{
+		{"Ready", func() error { return tokenpipe.Ready(readyEnv, "up\nand running") },
+			tokenpipe.NotifyResult{Ready: true, Status: "up and running"}},
+		{"Ready without a message", func() error { return tokenpipe.Ready(readyEnv, "") },
+			tokenpipe.NotifyResult{Ready: true}},
+		{"Fail with an errno", func() error { _, err := os.Open("/nonexistent"); return tokenpipe.Fail(readyEnv, err) },
+			tokenpipe.NotifyResult{Errno: int(syscall.ENOENT), Status: "open /nonexistent: no such file or directory"}},
+		{"Fail without one", func() error { return tokenpipe.Fail(readyEnv, errors.New("bad config")) },
+			tokenpipe.NotifyResult{Errno: int(syscall.EIO), Status: "bad config"}},
+		{"Fail without a reason", func() error { return tokenpipe.Fail(readyEnv, nil) },
+			tokenpipe.NotifyResult{Errno: int(syscall.EIO)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := listen(t)
+			t.Setenv("NOTIFY_SOCKET", l.Addr())
+			if err := c.report(); err != nil {
+				t.Fatal(err)
+			}
+			if v, ok := os.LookupEnv("NOTIFY_SOCKET"); ok {
+				t.Fatalf("NOTIFY_SOCKET=%q is still set", v)
+			}
+			if r := awaitDecision(t, l); r != c.want {
+				t.Fatalf("the supervisor got %+v, want %+v", r, c.want)
+			}
+			if err := c.report(); !errors.Is(err, tokenpipe.ErrNotExported) {
+				t.Fatalf("a second report: got %v, want ErrNotExported", err)
+			}
+		})
+	}
+	t.Run("empty NOTIFY_SOCKET", func(t *testing.T) {
+		t.Setenv("NOTIFY_SOCKET", "")
+		if err := tokenpipe.Ready(readyEnv, "x"); !errors.Is(err, tokenpipe.ErrNotExported) {
+			t.Fatalf("got %v, want ErrNotExported", err)
+		}
+	})
+	t.Run("nobody listening", func(t *testing.T) {
+		addr := filepath.Join(t.TempDir(), "gone")
+		t.Setenv("NOTIFY_SOCKET", addr)
+		err := tokenpipe.Ready(readyEnv, "x")
+		if !errors.Is(err, syscall.ENOENT) || errors.Is(err, tokenpipe.ErrNotExported) ||
+			!strings.HasPrefix(err.Error(), "tokenpipe: Ready: NOTIFY_SOCKET=") {
+			t.Fatalf("got %v, want an error naming Ready and NOTIFY_SOCKET, matching ENOENT", err)
+		}
+	})
+	t.Run("pipe takes it, socket fails", func(t *testing.T) {
+		r, w := rawPipe(t)
+		t.Setenv(readyEnv, strconv.Itoa(w))
+		t.Setenv("NOTIFY_SOCKET", "relative/path")
+		if err := tokenpipe.Ready(readyEnv, "via pipe"); err != nil {
+			t.Fatalf("got %v, want nil: the pipe took the report", err)
+		}
+		if got, err := io.ReadAll(r); string(got) != "\x01via pipe\n" || err != nil {
+			t.Fatalf("the pipe got (%q, %v)", got, err)
+		}
+	})
+	t.Run("both fail", func(t *testing.T) {
+		r, w := rawPipe(t)
+		r.Close() // the parent has gone away
+		t.Setenv(readyEnv, strconv.Itoa(w))
+		t.Setenv("NOTIFY_SOCKET", "relative/path")
+		err := tokenpipe.Fail(readyEnv, errors.New("x"))
+		if !errors.Is(err, io.ErrClosedPipe) || !errors.Is(err, os.ErrInvalid) || !strings.Contains(err.Error(), "NOTIFY_SOCKET=") {
+			t.Fatalf("got %v, want both channels' errors", err)
+		}
+	})
+}
+
+// rawPipe makes a pipe whose write end is a bare inheritable descriptor, as
+// a parent hands it down, for FromEnv to take.
+func rawPipe(t *testing.T) (r *os.File, w int) {
+	t.Helper()
+	var p [2]int
+	if err := unix.Pipe(p[:]); err != nil {
+		t.Fatal(err)
+	}
+	r = os.NewFile(uintptr(p[0]), "r")
+	t.Cleanup(func() { r.Close() })
+	return r, p[1]
+}
+
+// ERRNO= and READY=1 in one datagram are a failure.
+func TestStartAndWaitErrnoWithReady(t *testing.T) {
+	needProgram(t, "systemd-notify")
+	cmd := exec.Command("systemd-notify", "STATUS=confused", "READY=1", "ERRNO=3") // one datagram
+	_, err := sdStartAndWait(t, cmd)
+	if !errors.Is(err, tokenpipe.ErrChildFailed) || !errors.Is(err, syscall.Errno(3)) {
+		t.Fatalf("got %v, want ErrChildFailed with errno 3", err)
+	}
+}
+
+// Without a socket, StartAndWait starts nothing.
+func TestStartAndWaitNoSocket(t *testing.T) {
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
+	cmd := helperCommand(t, "hs-ready", "plain") // no StdinPipe: a Cmd not started keeps those open
+	_, err := tokenpipe.StartAndWait(context.Background(), cmd, readyEnv)
+	if err == nil || !strings.Contains(err.Error(), "sd_notify socket") || cmd.Process != nil {
+		t.Fatalf("got %v (started: %v), want an error about the socket and nothing started", err, cmd.Process != nil)
+	}
+}
+
+// Ready gives up on a supervisor that does not read (its queue full) after
+// a bounded time, instead of hanging the daemon.
+func TestReadySupervisorNotReading(t *testing.T) {
+	addr := filepath.Join(t.TempDir(), "deaf")
+	deaf, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer deaf.Close()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	for { // fill its queue
+		err := unix.Sendmsg(fd, []byte("STATUS=x"), nil, &unix.SockaddrUnix{Name: addr}, unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv(readyEnv, "")
+	os.Unsetenv(readyEnv)
+	t.Setenv("NOTIFY_SOCKET", addr)
+	done := make(chan error, 1)
+	go func() { done <- tokenpipe.Ready(readyEnv, "x") }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("got %v, want a timeout", err)
+		}
+	case <-time.After(hangGuard):
+		t.Fatalf("Ready still blocked after %v", hangGuard)
+	}
+}
+
+func init() {
+	// sd-hostile sends what a broken or hostile daemon might: oversized
+	// datagrams, datagrams carrying the most descriptors Linux allows,
+	// garbage; then READY=1. With "forever" it floods until the socket is
+	// gone, and then waits for its standard input to close.
+	helpers["sd-hostile"] = func() int {
+		huge := strings.Repeat("READY=1\n", 20000)
+		fds := make([]int, 253)
+		for i := range fds {
+			fds[i] = 1 // its standard output, 253 times: 253 descriptors
+		}
+		rights := unix.UnixRights(fds...)
+		for i := 0; os.Args[1] == "forever" || i < 300; i++ {
+			var err error
+			switch i % 3 {
+			case 0:
+				err = sendRaw(huge, nil)
+			case 1:
+				err = sendRaw("STATUS=fds", rights)
+			case 2:
+				err = sendRaw("\x00\xff=\n=READY=1\nERRNO=-5", nil)
+			}
+			if err != nil && os.Args[1] == "forever" {
+				holdStdin()
+				return 0
+			}
+			if err != nil {
+				return helperExit(3, err)
+			}
+		}
+		if err := sendRaw("STATUS=survived\nREADY=1", nil); err != nil {
+			return helperExit(3, err)
+		}
+		holdStdin()
+		return 0
+	}
+}
+
+// A daemon that floods the socket with oversized datagrams, descriptors and
+// garbage neither fails the wait nor leaves a descriptor open; its READY=1
+// after all that counts. One that floods without end is killed when ctx ends.
+func TestStartAndWaitHostileChild(t *testing.T) {
+	cmd, _ := hsCommand(t, "sd-hostile", "300")
+	msg, err := sdStartAndWait(t, cmd)
+	if err != nil || msg != "survived" {
+		t.Fatalf("got (%q, %v), want (\"survived\", nil)", msg, err)
+	}
+
+	fds, goroutines := socketsAndPidfds(t), runtime.NumGoroutine()
+	cmd, _ = hsCommand(t, "sd-hostile", "forever")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want context.DeadlineExceeded", err)
+	}
+	reaped(t, cmd)
+	if after := socketsAndPidfds(t); after != fds {
+		t.Errorf("%d sockets and pidfds before, %d after", fds, after)
+	}
+	if after := settledGoroutines(goroutines); after > goroutines {
+		t.Errorf("%d goroutines before, %d after", goroutines, after)
+	}
+}

@@ -1,0 +1,409 @@
+package tokenpipe_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokenpipe/tokenpipe"
+	"golang.org/x/sys/unix"
+)
+
+// needProgram returns the path of a program the test runs. CI installs them
+// all (.ci/run), so there a missing one fails the test; elsewhere it skips.
+func needProgram(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} { // not in every user's PATH
+		if path, err := exec.LookPath(filepath.Join(dir, name)); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not installed, and CI must run this test: %v", name, err)
+	}
+	t.Skipf("%s is not installed (apt-get install it, or run bash .ci/run): %v", name, err)
+	return ""
+}
+
+// listen makes a listener that is closed at the end of the test, and checks
+// then that its directory is gone.
+func listen(t *testing.T) *tokenpipe.NotifyListener {
+	t.Helper()
+	l, err := tokenpipe.ListenNotify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(l.Addr())
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+		if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the socket's directory %s is still there after close (%v)", dir, err)
+		}
+	})
+	return l
+}
+
+// await waits for the listener's decision, which must come.
+func awaitDecision(t *testing.T, l *tokenpipe.NotifyListener) tokenpipe.NotifyResult {
+	t.Helper()
+	r, ok := l.Await(hangGuard)
+	if !ok {
+		t.Fatalf("no decision after %v", hangGuard)
+	}
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	return r
+}
+
+func TestNotifyListenerDirectory(t *testing.T) {
+	l := listen(t)
+	dir := filepath.Dir(l.Addr())
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("directory mode %v, want 0700", st.Mode().Perm())
+	}
+	if len(l.Addr()) >= 108 {
+		t.Errorf("socket path %q does not fit sun_path", l.Addr())
+	}
+}
+
+// A TMPDIR too long for a socket path makes the listener use /tmp.
+func TestNotifyListenerLongTMPDIR(t *testing.T) {
+	long := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	if err := os.Mkdir(long, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", long)
+	l := listen(t)
+	if !strings.HasPrefix(l.Addr(), "/tmp/tokenpipe-") {
+		t.Fatalf("socket at %q, want it in /tmp", l.Addr())
+	}
+	l.Close()
+}
+
+// systemd-notify sends each message and then BARRIER=1 with a descriptor,
+// and fails unless the receiver closes it; the first call exiting 7 would
+// show the barrier was not answered.
+func TestNotifyListenerSystemdNotify(t *testing.T) {
+	needProgram(t, "systemd-notify")
+	l := listen(t)
+	cmd := exec.Command("sh", "-c", "systemd-notify --status=starting || exit 7; systemd-notify --ready")
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+l.Addr())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if r := awaitDecision(t, l); !r.Ready || r.Status != "starting" || r.Errno != 0 {
+		t.Fatalf("got %+v, want ready with status \"starting\"", r)
+	}
+}
+
+// Redis with --supervised systemd reports through libsystemd's sd_notify.
+func TestNotifyListenerRedis(t *testing.T) {
+	redis := needProgram(t, "redis-server")
+	l := listen(t)
+	cmd := exec.Command(redis, "--port", "0", "--unixsocket", filepath.Join(t.TempDir(), "redis.sock"),
+		"--save", "", "--supervised", "systemd")
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+l.Addr())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	if r := awaitDecision(t, l); !r.Ready || r.Status != "Ready to accept connections" {
+		t.Fatalf("got %+v, want ready with Redis's last status", r)
+	}
+}
+
+// send sends one datagram to addr, with the given control message.
+func send(t *testing.T, addr string, msg, oob []byte) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Sendmsg(fd, msg, oob, &unix.SockaddrUnix{Name: addr}, 0); err != nil {
+		t.Fatalf("sendmsg (%d bytes, %d bytes of control): %v", len(msg), len(oob), err)
+	}
+}
+
+// Datagrams that are too long, hold a NUL byte or carry another user's
+// credentials are ignored whole; the first good report decides, and its
+// status shows that nothing before it counted.
+func TestNotifyListenerIgnoresBadDatagrams(t *testing.T) {
+	l := listen(t)
+	send(t, l.Addr(), []byte("READY=1\nSTATUS=too long\n"+strings.Repeat("x", 5000)), nil)
+	send(t, l.Addr(), []byte("READY=1\nSTATUS=nul\x00"), nil)
+	send(t, l.Addr(), []byte("garbage\n=\n\xff\xfe"), nil)
+	if os.Getuid() == 0 {
+		// Root may claim another user's credentials (CAP_SETUID): the
+		// kernel passes them on as the sender's.
+		cred := unix.UnixCredentials(&unix.Ucred{Pid: int32(os.Getpid()), Uid: 65534, Gid: 65534})
+		send(t, l.Addr(), []byte("STATUS=other user\nREADY=1"), cred)
+	} else {
+		t.Log("not root: cannot send with another user's credentials; that case is not tested")
+	}
+	send(t, l.Addr(), []byte("STATUS=good\nREADY=1"), nil)
+	if r := awaitDecision(t, l); !r.Ready || r.Status != "good" {
+		t.Fatalf("got %+v, want ready with status \"good\"", r)
+	}
+}
+
+// ERRNO= decides as a failure, with the status sent before it.
+func TestNotifyListenerErrno(t *testing.T) {
+	l := listen(t)
+	send(t, l.Addr(), []byte("STATUS=loading"), nil)
+	send(t, l.Addr(), []byte("ERRNO=5"), nil)
+	send(t, l.Addr(), []byte("READY=1"), nil)
+	if r := awaitDecision(t, l); r.Ready || r.Errno != 5 || r.Status != "loading" {
+		t.Fatalf("got %+v, want errno 5 with status \"loading\"", r)
+	}
+}
+
+// Every descriptor received is closed at once: senders holding the other end
+// of a pipe they sent see end of stream, also when the datagram was dropped,
+// and when it carried the most descriptors Linux allows (253).
+func TestNotifyListenerClosesReceivedDescriptors(t *testing.T) {
+	l := listen(t)
+	before := tokenpipe.OpenHandles(t)
+	for _, tc := range []struct {
+		msg string
+		n   int
+	}{{"BARRIER=1", 1}, {strings.Repeat("x", 5000), 1}, {"STATUS=many", 253}} {
+		readEnds, writeEnds := make([]*os.File, tc.n), make([]*os.File, tc.n)
+		writeFds := make([]int, tc.n)
+		for i := range tc.n {
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			readEnds[i], writeEnds[i], writeFds[i] = r, w, int(w.Fd())
+		}
+		send(t, l.Addr(), []byte(tc.msg), unix.UnixRights(writeFds...))
+		for i, r := range readEnds {
+			writeEnds[i].Close()
+			// Blocks until the listener closes its copy.
+			r.SetReadDeadline(time.Now().Add(hangGuard))
+			if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Fatalf("%q: read (%d, %v), want end of stream", tc.msg, n, err)
+			}
+			r.Close()
+		}
+	}
+	send(t, l.Addr(), []byte("READY=1"), nil)
+	awaitDecision(t, l)
+	if after := tokenpipe.OpenHandles(t); after != before {
+		t.Fatalf("open descriptors went from %d to %d", before, after)
+	}
+}
+
+// A flood of datagrams neither stops the listener nor grows it; the report
+// after the flood is still read.
+func TestNotifyListenerFlood(t *testing.T) {
+	l := listen(t)
+	big := bytes.Repeat([]byte("STATUS=x\n"), 3000)
+	for i := range 2000 {
+		if i%2 == 0 {
+			send(t, l.Addr(), []byte(fmt.Sprintf("STATUS=%d", i)), nil)
+		} else {
+			send(t, l.Addr(), big, nil)
+		}
+	}
+	send(t, l.Addr(), []byte("READY=1"), nil)
+	if r := awaitDecision(t, l); !r.Ready || r.Status != "1998" {
+		t.Fatalf("got %+v, want ready with status 1998", r)
+	}
+}
+
+// Close leaves no goroutine, descriptor, socket or directory behind.
+func TestNotifyListenerCloseLeavesNothing(t *testing.T) {
+	cycle := func() {
+		l, err := tokenpipe.ListenNotify()
+		if err != nil {
+			t.Fatal(err)
+		}
+		send(t, l.Addr(), []byte("STATUS=x"), nil)
+		dir := filepath.Dir(l.Addr())
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s is still there (%v)", dir, err)
+		}
+	}
+	cycle()
+	fds, goroutines := tokenpipe.OpenHandles(t), runtime.NumGoroutine()
+	for range 200 {
+		cycle()
+	}
+	if after := tokenpipe.OpenHandles(t); after != fds {
+		t.Errorf("open descriptors went from %d to %d", fds, after)
+	}
+	if after := settledGoroutines(goroutines); after > goroutines {
+		t.Errorf("goroutines went from %d to %d", goroutines, after)
+	}
+}
+
+func init() {
+	// sd-ready and sd-fail report with Ready and Fail, as a daemon does
+	// under start-stop-daemon or systemd, where no end is exported to them,
+	// and exit.
+	helpers["sd-ready"] = func() int {
+		if err := tokenpipe.Ready(readyEnv, "up"); err != nil {
+			fmt.Fprintln(os.Stderr, "helper:", err)
+			return 1
+		}
+		return 0
+	}
+	helpers["sd-fail"] = func() int {
+		err := fmt.Errorf("cannot bind: %w", syscall.EADDRINUSE)
+		if err := tokenpipe.Fail(readyEnv, err); err != nil {
+			fmt.Fprintln(os.Stderr, "helper:", err)
+			return 1
+		}
+		return 0
+	}
+}
+
+// startStopDaemon runs the helper under start-stop-daemon --notify-await
+// with the given timeout in seconds, and returns its exit code and output.
+// It runs a private copy of the test binary, as start-stop-daemon takes any
+// process running the same executable for the daemon, already running.
+func startStopDaemon(t *testing.T, helper string, timeout int) (int, string) {
+	t.Helper()
+	ssd := needProgram(t, "start-stop-daemon")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyPath := filepath.Join(t.TempDir(), "daemon")
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(copyPath, data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ssd, "--start", "--background", "--notify-await",
+		"--notify-timeout", strconv.Itoa(timeout), "--exec", copyPath)
+	cmd.Env = helperCommand(t, helper).Env
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("start-stop-daemon still running after %v (its timeout: %ds): %s", hangGuard, timeout, out)
+	}
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+// Ready and Fail speak sd_notify as start-stop-daemon understands it, and
+// never wait for a barrier, which start-stop-daemon does not answer: Ready
+// makes it exit 0, Fail makes it fail at once, with the reason's errno.
+func TestReadyFailStartStopDaemon(t *testing.T) {
+	if code, out := startStopDaemon(t, "sd-ready", 10); code != 0 {
+		t.Fatalf("start-stop-daemon exited %d after READY=1: %s", code, out)
+	}
+	// With a timeout longer than hangGuard, returning at all shows that
+	// start-stop-daemon failed at once.
+	code, out := startStopDaemon(t, "sd-fail", 60)
+	if code == 0 || !strings.Contains(out, "Address already in use") {
+		t.Fatalf("start-stop-daemon exited %d after ERRNO=%d, want a failure naming the errno: %s", code, syscall.EADDRINUSE, out)
+	}
+}
+
+// sendNotify names NOTIFY_SOCKET and what is wrong with it.
+func TestSendNotifyBadSockets(t *testing.T) {
+	dir := t.TempDir()
+	stream, err := net.Listen("unix", filepath.Join(dir, "stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	msg := []byte("READY=1")
+	for _, tc := range []struct {
+		addr string
+		want error
+	}{
+		{"", os.ErrInvalid},
+		{"relative/path", os.ErrInvalid},
+		{"vsock:2:1234", os.ErrInvalid},
+		{"/" + strings.Repeat("x", 200), os.ErrInvalid},
+		{filepath.Join(dir, "missing"), syscall.ENOENT},
+		{filepath.Join(dir, "stream"), syscall.EPROTOTYPE},
+		{"@tokenpipe-test-nobody-listens", syscall.ECONNREFUSED},
+	} {
+		err := tokenpipe.SendNotify(tc.addr, msg)
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), fmt.Sprintf("NOTIFY_SOCKET=%q", tc.addr)) {
+			t.Errorf("SendNotify(%q): got %v, want an error naming it and matching %v", tc.addr, err, tc.want)
+		}
+	}
+}
+
+// An abstract socket name (Linux) works as well as a path.
+func TestSendNotifyAbstract(t *testing.T) {
+	name := fmt.Sprintf("@tokenpipe-test-%d", os.Getpid())
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := tokenpipe.SendNotify(name, []byte("READY=1\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	conn.SetReadDeadline(time.Now().Add(hangGuard))
+	n, err := conn.Read(buf)
+	if err != nil || string(buf[:n]) != "READY=1\n" {
+		t.Fatalf("received (%q, %v)", buf[:n], err)
+	}
+}
+
+// After drain, whatever was sent before it has been read: a decision sent
+// before is there at once, and without one there is none.
+func TestNotifyListenerDrain(t *testing.T) {
+	for _, decisive := range []bool{false, true} {
+		l := listen(t)
+		for i := range 50 {
+			send(t, l.Addr(), []byte(fmt.Sprintf("STATUS=%d", i)), nil)
+		}
+		if decisive {
+			send(t, l.Addr(), []byte("READY=1"), nil)
+		}
+		l.Drain()
+		r, ok := l.Decided()
+		if ok != decisive || (ok && (!r.Ready || r.Status != "49")) {
+			t.Fatalf("sent READY=1: %v; after drain got (%+v, %v)", decisive, r, ok)
+		}
+	}
+}

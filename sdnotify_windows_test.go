@@ -1,0 +1,37 @@
+package tokenpipe_test
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/tokenpipe/tokenpipe"
+)
+
+// On Windows NOTIFY_SOCKET is ignored, as the README says: there are no
+// datagram AF_UNIX sockets to send to. Ready neither uses nor unsets it, and
+// StartAndWait does not set it for the child.
+func TestNotifySocketIgnoredOnWindows(t *testing.T) {
+	t.Setenv(readyEnv, "")
+	os.Unsetenv(readyEnv)
+	t.Setenv("NOTIFY_SOCKET", `C:\nonexistent\socket`)
+	if err := tokenpipe.Ready(readyEnv, "x"); !errors.Is(err, tokenpipe.ErrNotExported) {
+		t.Fatalf("Ready: got %v, want ErrNotExported", err)
+	}
+	if os.Getenv("NOTIFY_SOCKET") == "" {
+		t.Fatal("Ready unset NOTIFY_SOCKET")
+	}
+	os.Unsetenv("NOTIFY_SOCKET")
+	cmd, stdin := hsCommand(t, "hs-ready", "plain")
+	if _, err := startAndWait(cmd); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Close()
+	cmd.Wait()
+	for _, kv := range cmd.Env {
+		if strings.HasPrefix(strings.ToUpper(kv), "NOTIFY_SOCKET=") {
+			t.Fatalf("StartAndWait set %s", kv)
+		}
+	}
+}
