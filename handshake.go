@@ -97,11 +97,25 @@ func Ready(env, msg string) error {
 //
 // Errors and blocking are as for Ready; only the first report goes out.
 func Fail(env string, reason error) error {
-	text := ""
-	if reason != nil {
-		text = reason.Error()
+	text, errno := describe(reason)
+	return report("Fail", env, tokenFailed, text, errno)
+}
+
+// describe returns reason's text and the errno Fail sends for it. A reason
+// whose methods panic (a nil pointer in a non-nil error, typically) is
+// described as fmt would, "<nil>" or "%!v(PANIC=...)", rather than taking
+// the daemon down while it reports.
+func describe(reason error) (text string, errno int) {
+	if reason == nil {
+		return "", errnoOf(nil)
 	}
-	return report("Fail", env, tokenFailed, text, errnoOf(reason))
+	defer func() {
+		if recover() != nil {
+			errno = errnoOf(nil)
+		}
+	}()
+	text = fmt.Sprint(reason) // recovers a panicking Error method itself
+	return text, errnoOf(reason)
 }
 
 // reportMu makes each report go out on every channel before another call
@@ -192,18 +206,27 @@ func trimPartialRune(b []byte) []byte {
 //     cut there and the pipe closed, so that a child writing on sees a broken
 //     pipe instead of hanging StartAndWait.
 //   - Failed: StartAndWait reads the reason (4 KiB at most; then it closes the
-//     pipe, and the child's further writes fail), waits for the child to exit,
-//     and returns the reason as msg and an error matching ErrChildFailed whose
+//     pipe, and the child's further writes fail) up to end of stream or, as a
+//     process the child started before it reported may hold its end open
+//     for ever, until the child has exited and what it wrote is read. It
+//     returns the reason as msg and an error matching ErrChildFailed whose
 //     text has the reason, or "no reason given".
 //   - End of stream first: StartAndWait waits for the child to exit and
 //     returns an error matching ErrChildExited whose text has the child's
 //     exit status ("exit status 3", "signal: killed"). With a child that
 //     double-forks, the grandchild that holds the end reports, or exits, in
 //     its place; the status is still the child's.
-//   - ctx ends before a whole report has arrived: StartAndWait kills the child,
+//   - ctx ends before a report has begun: StartAndWait kills the child,
 //     waits for it, and returns an error matching ctx.Err(). If ctx has ended
 //     already, cmd is not started and is left as it was (like a Cmd never
-//     started, it keeps pipes made by StdinPipe and the like open).
+//     started, it keeps pipes made by StdinPipe and the like open). If
+//     token 1 has come, the child is ready, with the part of its message
+//     that came: so a child that writes token 1 and keeps its end open
+//     without a newline (`printf '\001' >&"$FD"; exec server` in a shell,
+//     where the server inherits the end) is ready when ctx ends. If a
+//     failure token has come, the child is killed and reaped, and the error
+//     matches ErrChildFailed and ctx.Err(), with the part of the reason
+//     that came.
 //   - cmd fails to start: that error, wrapped.
 //
 // Waiting for the exit after a failure report or end of stream is also
@@ -349,6 +372,7 @@ type handshake struct {
 	r      *TokenPipeEnd   // the read end; closed when wait returns
 	notify *notifyListener // the child's NOTIFY_SOCKET (Unix), or nil
 	exit   *exitWatch      // sees the child exit, where notify is set and the OS can
+	reaped chan struct{}   // closed once cmd.Wait has returned; nil until startReap
 }
 
 // wait is StartAndWait's event loop. Each source of news (the pipe, the
@@ -366,12 +390,24 @@ func (h *handshake) wait(ctx context.Context) (string, error) {
 	pipe := make(chan pipeReport, 1)
 	readerDone := make(chan struct{})
 	var pipeStarted atomic.Bool
+	tokenRead := make(chan byte, 1)
+	d := newPipeReader(h.r)
+	defer d.drain() // releases its context
 	go func() {
 		defer close(readerDone)
 		var rep pipeReport
-		rep.kind, rep.token, rep.text, rep.err = readReport(h.r, &pipeStarted)
+		rep.kind, rep.token, rep.text, rep.err = readReport(d, &pipeStarted, tokenRead)
 		pipe <- rep
 	}()
+	// While a report's text is read, the child's exit ends the wait for
+	// more (a process it started may hold its end for ever): reaped after a
+	// failure token, as the child is waited for then anyway, and seen by the
+	// exit watch, which does not reap, after token 1.
+	var reaped, exitSeen <-chan struct{}
+	childGone := func() {
+		reaped, exitSeen = nil, nil
+		d.drain()
+	}
 	// Closing the read end ends a pending read; and once a report is in, a
 	// child still writing sees a broken pipe instead of filling it forever.
 	stopped := false
@@ -392,6 +428,17 @@ func (h *handshake) wait(ctx context.Context) (string, error) {
 	var notified *notifyResult // a datagram's decision, waiting for the pipe
 	for {
 		select {
+		case tok := <-tokenRead:
+			switch {
+			case tok != tokenReady:
+				reaped = h.startReap()
+			case h.exit != nil:
+				exitSeen = h.exit.exitedChan()
+			}
+		case <-reaped:
+			childGone()
+		case <-exitSeen:
+			childGone()
 		case rep := <-pipe:
 			pipe = nil
 			stopReader()
@@ -431,14 +478,28 @@ func (h *handshake) wait(ctx context.Context) (string, error) {
 		case <-ctx.Done():
 			rep := pipeReport{err: io.EOF}
 			if pipe != nil {
-				stopReader()
+				// What the child wrote before ctx ended is read first, so
+				// that whether it reported does not depend on how far the
+				// reader had got.
+				d.drain()
 				rep = <-pipe
+				stopReader()
 			}
 			// A report that was whole before the read end closed still
 			// counts: killing a daemon that said it was ready would help
-			// nobody. So does a datagram's.
+			// nobody. So does a datagram's, and so does token 1, the
+			// child's word that it is ready, with the part of its message
+			// that came (a child that writes token 1 and keeps its end
+			// open without the newline, as `printf '\001' >&$FD; exec
+			// server` in a shell does, is ready when ctx ends).
 			if rep.err == nil {
 				return h.conclude(ctx, rep)
+			}
+			switch rep.kind {
+			case reportReady:
+				return rep.text, nil
+			case reportFailed: // with the part of the reason that came
+				return h.conclude(ctx, pipeReport{kind: rep.kind, token: rep.token, text: rep.text})
 			}
 			if notified == nil {
 				select {
@@ -487,17 +548,23 @@ func (h *handshake) conclude(ctx context.Context, rep pipeReport) (string, error
 	return rep.text, fmt.Errorf("%w: %s", ErrChildFailed, reason)
 }
 
-// readReport reads one report from r: its kind, token and text. Text is read
-// up to '\n' (ready only), end of stream or maxMessage bytes, whichever comes
-// first. err is io.EOF only if the stream ended before any token.
+// readReport reads one report through d: its kind, token and text. Text is
+// read up to '\n' (ready only), end of stream or maxMessage bytes, whichever
+// comes first; a ready message of exactly maxMessage bytes still has its
+// '\n' read, so that the daemon writing it never finds the pipe closed. Once
+// d drains, what the pipe holds ends the report as end of stream would. err
+// is io.EOF or errDrained only if no token came; after the token, an error
+// comes with the text read so far.
 //
-// started is set once the token has been read.
-func readReport(r *TokenPipeEnd, started *atomic.Bool) (kind reportKind, token byte, text string, err error) {
-	token, err = r.TokenRead()
+// The token is sent on tokenRead (buffered) as soon as it is read, and
+// started is set.
+func readReport(d *pipeReader, started *atomic.Bool, tokenRead chan<- byte) (kind reportKind, token byte, text string, err error) {
+	token, err = d.read()
 	if err != nil {
 		return 0, 0, "", err
 	}
 	started.Store(true)
+	tokenRead <- token
 	kind = reportFailed
 	if token == tokenReady {
 		kind = reportReady
@@ -505,16 +572,16 @@ func readReport(r *TokenPipeEnd, started *atomic.Bool) (kind reportKind, token b
 	buf := make([]byte, 0, 64)
 	full := false
 	for {
-		if len(buf) == maxMessage {
-			full = true
-			break
-		}
-		b, err := r.TokenRead()
-		if err == io.EOF || (b == '\n' && kind == reportReady && err == nil) {
+		b, err := d.read()
+		if err == io.EOF || err == errDrained || (b == '\n' && kind == reportReady && err == nil) {
 			break
 		}
 		if err != nil {
-			return kind, token, "", err
+			return kind, token, cleanMessage(string(buf)), err
+		}
+		if len(buf) == maxMessage {
+			full = true // b is past the limit
+			break
 		}
 		buf = append(buf, b)
 	}
@@ -524,34 +591,83 @@ func readReport(r *TokenPipeEnd, started *atomic.Bool) (kind reportKind, token b
 	return kind, token, cleanMessage(string(buf)), nil
 }
 
+// pipeReader reads a report's bytes: each is waited for until drain is
+// called, and from then on only what the pipe holds is read, so that
+// nothing the child wrote is lost to a decision taken meanwhile.
+type pipeReader struct {
+	r      *TokenPipeEnd
+	ctx    context.Context // ends when drain is called
+	cancel context.CancelFunc
+}
+
+// errDrained is what pipeReader.read returns once it drains an empty pipe.
+var errDrained = errors.New("no more in the pipe")
+
+// drainWait bounds how long a draining read waits for a byte. What the child
+// wrote is in the pipe by then, so a read returns at once while there is
+// any; this only ends the wait at the end.
+const drainWait = 100 * time.Millisecond
+
+func newPipeReader(r *TokenPipeEnd) *pipeReader {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &pipeReader{r: r, ctx: ctx, cancel: cancel}
+}
+
+// drain makes read stop waiting for bytes that are not in the pipe: when
+// ctx ends, or the child has exited while it holds a report's text.
+func (d *pipeReader) drain() { d.cancel() }
+
+func (d *pipeReader) read() (byte, error) {
+	if d.ctx.Err() == nil {
+		b, err := d.r.TokenReadContext(d.ctx)
+		if err != context.Canceled {
+			return b, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), drainWait)
+	defer cancel()
+	b, err := d.r.TokenReadContext(ctx)
+	if err == context.DeadlineExceeded {
+		return 0, errDrained
+	}
+	return b, err
+}
+
+// startReap starts waiting for the child, once, and returns a channel that
+// is closed when cmd.Wait has returned (cmd.ProcessState is set then).
+func (h *handshake) startReap() <-chan struct{} {
+	if h.reaped == nil {
+		if h.cmd.WaitDelay == 0 {
+			h.cmd.WaitDelay = reapDelay
+		}
+		reaped := make(chan struct{})
+		go func() {
+			defer close(reaped)
+			h.cmd.Wait() // the status is in cmd.ProcessState
+		}()
+		h.reaped = reaped
+	}
+	return h.reaped
+}
+
 // reap waits for the child to exit, killing it if ctx ends first, in which
 // case it returns ctx.Err().
 func (h *handshake) reap(ctx context.Context) error {
-	if h.cmd.WaitDelay == 0 {
-		h.cmd.WaitDelay = reapDelay
-	}
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		h.cmd.Wait() // the status is in cmd.ProcessState
-	}()
+	reaped := h.startReap()
 	select {
-	case <-exited:
+	case <-reaped:
 		return nil
 	case <-ctx.Done():
 		h.cmd.Process.Kill()
-		<-exited
+		<-reaped
 		return ctx.Err()
 	}
 }
 
 // killAndReap kills the child and waits for it.
 func (h *handshake) killAndReap() {
-	if h.cmd.WaitDelay == 0 {
-		h.cmd.WaitDelay = reapDelay
-	}
 	h.cmd.Process.Kill() // fails only if it has exited, which is as good
-	h.cmd.Wait()
+	<-h.startReap()
 }
 
 // status describes how the reaped child ended: "exit status 3",

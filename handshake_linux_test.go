@@ -34,6 +34,15 @@ func serveUnderS6(reportErr error) int {
 	if reportErr != nil {
 		return helperExit(3, reportErr)
 	}
+	// One line in the service directory (s6 runs ./run there) for each
+	// report that went out: the test checks that the daemon did report, and
+	// once, not that it crashed and was restarted.
+	f, err := os.OpenFile("reports", os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return helperExit(3, err)
+	}
+	fmt.Fprintln(f, os.Getpid())
+	f.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, hangGuard) // if the test dies
@@ -55,6 +64,7 @@ func TestUnderS6(t *testing.T) {
 		if code := s6(t, "s6-svwait", "-U", "-t", "5000", dir); code != 0 {
 			t.Fatalf("s6-svwait -U exited %d, want 0: s6 did not see the daemon ready", code)
 		}
+		reportedOnce(t, dir)
 	})
 	t.Run("Fail", func(t *testing.T) {
 		dir := s6Service(t, "hs-s6-fail")
@@ -64,6 +74,7 @@ func TestUnderS6(t *testing.T) {
 		if code := s6(t, "s6-svwait", "-U", "-t", "1000", dir); code != 99 {
 			t.Fatalf("s6-svwait -U exited %d, want 99 (timed out): s6 took a failure report for readiness", code)
 		}
+		reportedOnce(t, dir)
 	})
 }
 
@@ -151,4 +162,17 @@ func exitCode(err error) int {
 // shellQuote quotes s for sh.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// reportedOnce checks that the service's daemon reported, and only once: a
+// daemon that crashed and was restarted by s6 would leave no line or several.
+func reportedOnce(t *testing.T, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(dir + "/reports")
+	if err != nil {
+		t.Fatalf("the daemon did not report: %v", err)
+	}
+	if lines := strings.Count(string(b), "\n"); lines != 1 {
+		t.Fatalf("the daemon reported %d times (restarted by s6?), want once", lines)
+	}
 }

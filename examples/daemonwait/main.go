@@ -84,6 +84,8 @@ func parent() int {
 		return 0
 	case errors.Is(err, tokenpipe.ErrChildFailed): // before ctx: it may match both
 		fmt.Printf("daemon %d failed: %s\n", pid, msg)
+	case errors.Is(err, tokenpipe.ErrChildExited) && errors.Is(err, context.DeadlineExceeded):
+		fmt.Printf("daemon %d closed its end without a report and lived on: killed it after %v\n", pid, *timeout)
 	case errors.Is(err, tokenpipe.ErrChildExited):
 		fmt.Printf("daemon %d exited before it was ready\n", pid)
 	case errors.Is(err, context.DeadlineExceeded):
