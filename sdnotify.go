@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -178,19 +177,3 @@ func (h *handshake) exitedChan() <-chan struct{} {
 	return c
 }
 
-// setEnv sets key to value in cmd's environment, replacing any value it has
-// (cmd.Env == nil means the parent's environment), as ExportTo does for its
-// variable.
-func setEnv(cmd *exec.Cmd, key, value string) {
-	env0 := cmd.Env
-	if env0 == nil {
-		env0 = cmd.Environ()
-	}
-	env := make([]string, 0, len(env0)+1)
-	for _, kv := range env0 {
-		if k, _, _ := strings.Cut(kv, "="); !envKeyEqual(k, key) {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = append(env, key+"="+value)
-}

@@ -287,18 +287,25 @@ func (e *TokenPipeEnd) ExportTo(cmd *exec.Cmd, env string) error {
 	if err != nil {
 		return wrapErr(op, err)
 	}
+	setEnv(cmd, env, value)
+	return nil
+}
+
+// setEnv sets key to value in cmd's environment, replacing any value it has
+// (cmd.Env == nil means the parent's environment; names ignore case on
+// Windows).
+func setEnv(cmd *exec.Cmd, key, value string) {
 	env0 := cmd.Env
 	if env0 == nil {
 		env0 = cmd.Environ()
 	}
-	cmd.Env = make([]string, 0, len(env0)+1)
+	env := make([]string, 0, len(env0)+1)
 	for _, kv := range env0 {
-		if k, _, _ := strings.Cut(kv, "="); !envKeyEqual(k, env) {
-			cmd.Env = append(cmd.Env, kv)
+		if k, _, _ := strings.Cut(kv, "="); !envKeyEqual(k, key) {
+			env = append(env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, env+"="+value)
-	return nil
+	cmd.Env = append(env, key+"="+value)
 }
 
 // fromEnvMu makes concurrent FromEnv calls for one variable take the end once.
