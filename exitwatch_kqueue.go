@@ -80,8 +80,14 @@ func (w *exitWatch) watch() {
 		default:
 		}
 		n, err := unix.Kevent(w.kq, nil, ev[:], &timeout)
-		if n > 0 || (err != nil && err != unix.EINTR) {
+		switch {
+		case n > 0:
 			close(w.exited)
+			return
+		case err != nil && err != unix.EINTR:
+			// The watch is broken, which says nothing of the child: give
+			// up watching rather than call it dead. StartAndWait then
+			// waits for a report or ctx.
 			return
 		}
 	}

@@ -36,18 +36,16 @@ func watchExit(pid int) (*exitWatch, error) {
 			}
 		}
 	}
-	switch {
-	case err == unix.ENOSYS:
-		return nil, fmt.Errorf("pidfd_open: %w", errors.ErrUnsupported)
-	case err != nil:
-		return nil, os.NewSyscallError("pidfd_open", err)
+	// Any failure means no pidfd here, not a broken child: ENOSYS before
+	// Linux 5.4, EPERM or EACCES where a seccomp filter (older container
+	// runtimes) denies the call, EINVAL from waitid on Linux 5.3. Go's os
+	// package takes the same view (os/pidfd_linux.go, checkPidfd).
+	if err != nil {
+		return nil, fmt.Errorf("pidfd_open: %v: %w", err, errors.ErrUnsupported)
 	}
 	if _, err := pidfdExited(fd); err != nil {
 		unix.Close(fd)
-		if err == unix.EINVAL { // Linux 5.3 has pidfds but no waitid(P_PIDFD)
-			return nil, fmt.Errorf("waitid(P_PIDFD): %w", errors.ErrUnsupported)
-		}
-		return nil, os.NewSyscallError("waitid", err)
+		return nil, fmt.Errorf("waitid(P_PIDFD): %v: %w", err, errors.ErrUnsupported)
 	}
 	// pidfds are always close-on-exec; os.NewFile puts a non-blocking one
 	// in the runtime poller.

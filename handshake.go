@@ -655,6 +655,11 @@ func (h *handshake) startReap() <-chan struct{} {
 func (h *handshake) reap(ctx context.Context) error {
 	reaped := h.startReap()
 	select {
+	case <-reaped: // first: a child that has exited was not killed
+		return nil
+	default:
+	}
+	select {
 	case <-reaped:
 		return nil
 	case <-ctx.Done():

@@ -77,9 +77,11 @@ func (s *notifyState) parse(datagram []byte) {
 		case "STATUS":
 			s.status = strings.ToValidUTF8(string(value), "\uFFFD")
 		case "ERRNO":
-			// A canonical positive decimal that fits an errno (an int);
-			// anything else, such as ERRNO=0 ("no error"), is not a failure.
-			if n, err := strconv.ParseInt(string(value), 10, 32); err == nil && n > 0 && strconv.FormatInt(n, 10) == string(value) {
+			// A positive decimal that fits an errno, however written
+			// (start-stop-daemon takes "05" and "+5" for 5, and fails on
+			// them); ERRNO=0 says "no error", and a value that is no number
+			// says nothing.
+			if n, err := strconv.ParseInt(string(value), 10, 32); err == nil && n > 0 {
 				s.errno = int(n)
 			}
 		}
@@ -176,4 +178,3 @@ func (h *handshake) exitedChan() <-chan struct{} {
 	close(c)
 	return c
 }
-

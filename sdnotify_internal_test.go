@@ -16,7 +16,11 @@ func TestNotifyParse(t *testing.T) {
 		{"last status counts", []string{"STATUS=a", "STATUS=b\n", "READY=1"}, notifyState{ready: true, status: "b"}},
 		{"errno", []string{"STATUS=bad\nERRNO=5"}, notifyState{errno: 5, status: "bad"}},
 		{"unknown keys", []string{"MAINPID=1\nEXTEND_TIMEOUT_USEC=5\nWATCHDOG=1\nBARRIER=1\nX_Y=z"}, notifyState{}},
-		{"malformed lines", []string{"READY\n=1\nREADY=0\nREADY=yes\nREADY=1 \n\n\nERRNO=\nERRNO=0\nERRNO=-1\nERRNO=05\nERRNO=x\nERRNO=99999999999"}, notifyState{}},
+		{"malformed lines", []string{"READY\n=1\nREADY=0\nREADY=yes\nREADY=1 \n\n\nERRNO=\nERRNO=0\nERRNO=-1\nERRNO=x\nERRNO=99999999999"}, notifyState{}},
+		// start-stop-daemon fails on these, so they must not pass for
+		// nothing before a READY=1.
+		{"errno written otherwise", []string{"ERRNO=05"}, notifyState{errno: 5}},
+		{"errno with a sign", []string{"ERRNO=+7"}, notifyState{errno: 7}},
 		{"NUL ignores the whole datagram", []string{"STATUS=x\x00\nREADY=1"}, notifyState{}},
 		{"invalid UTF-8 in status", []string{"STATUS=a\xffb"}, notifyState{status: "a\uFFFDb"}},
 		{"CRLF is not a line ending", []string{"READY=1\r\n"}, notifyState{}},

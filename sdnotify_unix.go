@@ -132,11 +132,19 @@ func listenNotify() (*notifyListener, error) {
 func makeSocketDir() (string, error) {
 	// os.MkdirTemp adds up to 10 digits to the pattern.
 	const tail = "/tokenpipe-1234567890/notify"
+	// A relative TMPDIR would give a NOTIFY_SOCKET that sd_notify senders
+	// refuse (they take only absolute paths and @names) and that names
+	// another place from the child's working directory.
 	base := os.TempDir()
-	if len(base)+len(tail) > maxSocketPath {
+	if !filepath.IsAbs(base) || len(base)+len(tail) > maxSocketPath {
 		base = "/tmp"
 	}
 	dir, err := os.MkdirTemp(base, "tokenpipe-") // mode 0700
+	if err != nil && base != "/tmp" {
+		// TMPDIR is missing or not writable: the pipe alone would still
+		// work, so try harder than failing every StartAndWait.
+		dir, err = os.MkdirTemp("/tmp", "tokenpipe-")
+	}
 	if err != nil {
 		return "", fmt.Errorf("making a directory for the sd_notify socket: %w", err)
 	}
@@ -182,13 +190,20 @@ func (l *notifyListener) receive(rc syscall.RawConn) {
 		}
 		// Drain: what a child sent before it exited is queued by now; read
 		// it without waiting for more.
+		// Bounded, and done once decided: a process that still holds
+		// NOTIFY_SOCKET (a grandchild) could otherwise keep the queue from
+		// ever emptying. maxDrained is more than a socket queues
+		// (net.unix.max_dgram_qlen, 512 by default).
 		rc.Control(func(fd uintptr) {
-			for r.recv(fd) && r.handle() {
+			for i := 0; i < maxDrained && !r.decided && r.recv(fd) && r.handle(); i++ {
 			}
 		})
 		return
 	}
 }
+
+// maxDrained bounds how many datagrams drain reads.
+const maxDrained = 1024
 
 // receiver is the state of the receive goroutine.
 type receiver struct {
