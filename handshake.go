@@ -147,13 +147,16 @@ func reportPipe(env string, token byte, text string) error {
 	if err != nil {
 		return err
 	}
-	werr := e.TokenWrite(token)
-	for i := 0; werr == nil && i < len(text); i++ {
-		werr = e.TokenWrite(text[i])
+	// One write: the report is in the pipe whole at once (pipes take up to
+	// PIPE_BUF, 4 KiB, in one piece, and more in one system call where they
+	// have room), so that a reader that has seen the child exit finds all
+	// of it, and it costs one system call, not one a byte.
+	report := make([]byte, 0, 1+len(text)+1)
+	report = append(append(report, token), text...)
+	if token == tokenReady {
+		report = append(report, '\n')
 	}
-	if werr == nil && token == tokenReady {
-		werr = e.TokenWrite('\n')
-	}
+	werr := e.writeAll("TokenWrite", report)
 	if cerr := e.Close(); werr == nil {
 		werr = cerr
 	}
@@ -208,7 +211,9 @@ func trimPartialRune(b []byte) []byte {
 //   - Failed: StartAndWait reads the reason (4 KiB at most; then it closes the
 //     pipe, and the child's further writes fail) up to end of stream or, as a
 //     process the child started before it reported may hold its end open
-//     for ever, until the child has exited and what it wrote is read. It
+//     for ever, until the child has exited and what it wrote is read (but
+//     for a child seen to exit before any report began, where a grandchild
+//     of a double fork writes: end of stream or ctx ends its reason). It
 //     returns the reason as msg and an error matching ErrChildFailed whose
 //     text has the reason, or "no reason given".
 //   - End of stream first: StartAndWait waits for the child to exit and
@@ -226,7 +231,8 @@ func trimPartialRune(b []byte) []byte {
 //     where the server inherits the end) is ready when ctx ends. If a
 //     failure token has come, the child is killed and reaped, and the error
 //     matches ErrChildFailed and ctx.Err(), with the part of the reason
-//     that came.
+//     that came. "Has come" means: is in the pipe when StartAndWait sees
+//     ctx end; it then reads that, without waiting for more, and decides.
 //   - cmd fails to start: that error, wrapped.
 //
 // Waiting for the exit after a failure report or end of stream is also
@@ -399,15 +405,18 @@ func (h *handshake) wait(ctx context.Context) (string, error) {
 		rep.kind, rep.token, rep.text, rep.err = readReport(d, &pipeStarted, tokenRead)
 		pipe <- rep
 	}()
-	// While a report's text is read, the child's exit ends the wait for
-	// more (a process it started may hold its end for ever): reaped after a
-	// failure token, as the child is waited for then anyway, and seen by the
-	// exit watch, which does not reap, after token 1.
-	var reaped, exitSeen <-chan struct{}
-	childGone := func() {
-		reaped, exitSeen = nil, nil
-		d.drain()
+	// A failure reason has no end but end of stream, which a process the
+	// child started before it reported may hold off for ever; so the
+	// child's exit ends it too, the child being waited for as soon as a
+	// failure token comes. Not if the child is known to have exited before
+	// any report began (the exit watch saw it): then a grandchild of a
+	// double fork writes, and the child's exit says nothing about it. A
+	// ready message ends at its '\n'.
+	var reaped, childExit <-chan struct{}
+	if h.exit != nil {
+		childExit = h.exit.exitedChan()
 	}
+	exitedFirst := false
 	// Closing the read end ends a pending read; and once a report is in, a
 	// child still writing sees a broken pipe instead of filling it forever.
 	stopped := false
@@ -428,17 +437,18 @@ func (h *handshake) wait(ctx context.Context) (string, error) {
 	var notified *notifyResult // a datagram's decision, waiting for the pipe
 	for {
 		select {
+		case <-childExit:
+			childExit = nil
+			exitedFirst = !pipeStarted.Load() && !h.r.pending()
 		case tok := <-tokenRead:
-			switch {
-			case tok != tokenReady:
-				reaped = h.startReap()
-			case h.exit != nil:
-				exitSeen = h.exit.exitedChan()
+			if tok != tokenReady {
+				if r := h.startReap(); !exitedFirst {
+					reaped = r
+				}
 			}
 		case <-reaped:
-			childGone()
-		case <-exitSeen:
-			childGone()
+			reaped = nil
+			d.drain()
 		case rep := <-pipe:
 			pipe = nil
 			stopReader()
@@ -460,7 +470,7 @@ func (h *handshake) wait(ctx context.Context) (string, error) {
 			// holds something unread, or the reader has begun a report,
 			// that report came first. (Checked in that order, as the
 			// reader takes the pipe's bytes before it says it has begun.)
-			if pipe != nil && (pipePending(h.r) || pipeStarted.Load()) {
+			if pipe != nil && (h.r.pending() || pipeStarted.Load()) {
 				notified = &res
 				continue
 			}
@@ -592,8 +602,9 @@ func readReport(d *pipeReader, started *atomic.Bool, tokenRead chan<- byte) (kin
 }
 
 // pipeReader reads a report's bytes: each is waited for until drain is
-// called, and from then on only what the pipe holds is read, so that
-// nothing the child wrote is lost to a decision taken meanwhile.
+// called, and from then on only what the pipe holds is read, without
+// waiting at all, so that nothing the child wrote before is lost to a
+// decision taken meanwhile, and nothing written after counts.
 type pipeReader struct {
 	r      *TokenPipeEnd
 	ctx    context.Context // ends when drain is called
@@ -602,11 +613,6 @@ type pipeReader struct {
 
 // errDrained is what pipeReader.read returns once it drains an empty pipe.
 var errDrained = errors.New("no more in the pipe")
-
-// drainWait bounds how long a draining read waits for a byte. What the child
-// wrote is in the pipe by then, so a read returns at once while there is
-// any; this only ends the wait at the end.
-const drainWait = 100 * time.Millisecond
 
 func newPipeReader(r *TokenPipeEnd) *pipeReader {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -624,13 +630,10 @@ func (d *pipeReader) read() (byte, error) {
 			return b, err
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), drainWait)
-	defer cancel()
-	b, err := d.r.TokenReadContext(ctx)
-	if err == context.DeadlineExceeded {
+	if !d.r.pending() {
 		return 0, errDrained
 	}
-	return b, err
+	return d.r.TokenRead() // returns at once
 }
 
 // startReap starts waiting for the child, once, and returns a channel that

@@ -45,10 +45,6 @@ func (l *notifyListener) drain() {}
 // the socket and its directory. It is idempotent.
 func (l *notifyListener) close() error { return nil }
 
-// pipePending reports whether a read from the end r would return at once,
-// with a token or end of stream, without taking anything from the pipe.
-func pipePending(r *TokenPipeEnd) bool { return false }
-
 // errnoOf returns the errno that Fail sends for reason: reason's own, where
 // it wraps a syscall.Errno, or else failErrno.
 func errnoOf(reason error) int { return failErrno }

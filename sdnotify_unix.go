@@ -328,27 +328,6 @@ func nativeInt32(b []byte) int32 {
 	return int32(binary.NativeEndian.Uint32(b))
 }
 
-// pipePending reports whether a read from the end r would return at once,
-// with a token or end of stream, without taking anything from the pipe.
-//
-// It polls the descriptor itself, which never changes for an end; the caller
-// (StartAndWait's loop) is the only one that closes r, so the descriptor
-// cannot be closed and reused under the poll.
-func pipePending(r *TokenPipeEnd) bool {
-	ef := r.f.Load()
-	if ef == nil {
-		return false
-	}
-	fds := []unix.PollFd{{Fd: int32(ef.sys.fd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		return err == nil && n > 0 && fds[0].Revents&(unix.POLLIN|unix.POLLHUP) != 0
-	}
-}
-
 // errnoOf returns the errno that Fail sends for reason: reason's own, where
 // it wraps a syscall.Errno, or else failErrno.
 func errnoOf(reason error) int {

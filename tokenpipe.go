@@ -153,7 +153,7 @@ func (e *TokenPipeEnd) TokenWrite(token byte) error {
 	if err != nil {
 		return err
 	}
-	if err := f.sys.write(token, &f.writeScratch); err != nil {
+	if err := f.sys.write(tokenBytes[token:int(token)+1], &f.writeScratch); err != nil {
 		return wrapErr(op, err)
 	}
 	return nil
@@ -477,6 +477,32 @@ func (f *endFile) readToken(op string, ctx context.Context) (byte, error) {
 			return 0, ctx.Err()
 		}
 	}
+}
+
+// tokenBytes holds every token, for write to take a one-byte slice of: no
+// buffer to claim, nothing to allocate.
+var tokenBytes = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+	}
+	return t
+}()
+
+// writeAll writes p whole, in as few system calls as the pipe allows, for
+// op; the handshake's report, so that it is in the pipe at once.
+func (e *TokenPipeEnd) writeAll(op string, p []byte) error {
+	f, err := e.use(op)
+	if err != nil {
+		return err
+	}
+	return wrapErr(op, f.sys.write(p, &f.writeScratch))
+}
+
+// pending reports whether a read from e would return at once, with a token
+// or end of stream, without taking anything from the pipe.
+func (e *TokenPipeEnd) pending() bool {
+	f, err := e.use("pending")
+	return err == nil && f.sys.pending()
 }
 
 // interruptedReads counts the reads that were interrupted for another

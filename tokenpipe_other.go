@@ -37,9 +37,14 @@ func (s *sysFile) handle() uintptr { return 0 }
 // export has.
 func (s *sysFile) read(rs *scratch) (byte, error) { return 0, errors.ErrUnsupported }
 
-// write writes token, through ws or a scratch of its own where the system
-// call needs one. A broken pipe gives an error for which isBrokenPipe holds.
-func (s *sysFile) write(token byte, ws *scratch) error { return errors.ErrUnsupported }
+// write writes all of p, through ws or a scratch of its own where the
+// system call needs one, in one system call where the pipe has room. A
+// broken pipe gives an error for which isBrokenPipe holds.
+func (s *sysFile) write(p []byte, ws *scratch) error { return errors.ErrUnsupported }
+
+// pending reports whether a read would return at once, with a token or end
+// of stream, without taking anything from the pipe.
+func (s *sysFile) pending() bool { return false }
 
 // setInterrupted makes pending and later reads return errInterrupted while
 // on is true.

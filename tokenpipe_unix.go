@@ -358,9 +358,10 @@ const (
 	spinProbe  = 16
 )
 
-// write writes token, through ws or a scratch of its own where the system
-// call needs one. A broken pipe gives an error for which isBrokenPipe holds.
-func (s *sysFile) write(token byte, ws *scratch) error {
+// write writes all of p, through ws or a scratch of its own where the
+// system call needs one, in one system call where the pipe has room. A
+// broken pipe gives an error for which isBrokenPipe holds.
+func (s *sysFile) write(p []byte, ws *scratch) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -368,35 +369,44 @@ func (s *sysFile) write(token byte, ws *scratch) error {
 	// Go ignores SIGPIPE raised by write(2) (only *os.File raises it again,
 	// for descriptors 1 and 2, which an end never is), so a broken pipe is
 	// EPIPE here rather than the end of us.
-	for {
-		_, err := syscall.Write(s.fd, tokenBytes[token:int(token)+1])
+	for len(p) > 0 {
+		n, err := syscall.Write(s.fd, p)
 		switch err {
 		case nil:
-			return nil
+			p = p[n:]
 		case syscall.EINTR:
-			continue
 		case syscall.EAGAIN:
-			return s.waitWrite(token)
+			return s.waitWrite(p)
+		default:
+			return os.NewSyscallError("write", err)
 		}
-		return os.NewSyscallError("write", err)
 	}
+	return nil
 }
 
-// waitWrite writes a token through the poller, once write(2) has found the
-// pipe full. The caller has entered.
-func (s *sysFile) waitWrite(token byte) error {
+// waitWrite writes the rest of p through the poller, once write(2) has
+// found the pipe full. The caller has entered.
+func (s *sysFile) waitWrite(p []byte) error {
 	rc, err := s.file().SyscallConn()
 	if err != nil {
 		return err
 	}
 	var werr error
 	err = rc.Write(func(fd uintptr) bool {
-		for {
-			_, werr = syscall.Write(int(fd), tokenBytes[token:int(token)+1])
-			if werr != syscall.EINTR {
-				return werr != syscall.EAGAIN
+		for len(p) > 0 {
+			n, err := syscall.Write(int(fd), p)
+			switch err {
+			case nil:
+				p = p[n:]
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return false // wait for room
+			default:
+				werr = err
+				return true
 			}
 		}
+		return true
 	})
 	switch {
 	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
@@ -409,13 +419,21 @@ func (s *sysFile) waitWrite(token byte) error {
 	return nil
 }
 
-// tokenBytes holds every token, for write(2) to read from: no buffer to claim.
-var tokenBytes = func() (t [256]byte) {
-	for i := range t {
-		t[i] = byte(i)
+// pending reports whether a read would return at once, with a token or end
+// of stream, without taking anything from the pipe.
+func (s *sysFile) pending() bool {
+	if s.enter() != nil {
+		return false
 	}
-	return t
-}()
+	defer s.leave()
+	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err != unix.EINTR {
+			return err == nil && n > 0 && fds[0].Revents&(unix.POLLIN|unix.POLLHUP) != 0
+		}
+	}
+}
 
 // setInterrupted makes pending and later reads return errInterrupted while
 // on is true.

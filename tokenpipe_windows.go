@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/windows"
 )
@@ -113,21 +114,21 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 	}
 }
 
-// write writes token, through ws or a scratch of its own where the system
-// call needs one. A broken pipe gives an error for which isBrokenPipe holds.
-func (s *sysFile) write(token byte, ws *scratch) error {
+// write writes all of p, through ws or a scratch of its own where the
+// system call needs one, in one system call where the pipe has room. A
+// broken pipe gives an error for which isBrokenPipe holds.
+func (s *sysFile) write(p []byte, ws *scratch) error {
 	b := ws.claim() // WriteFile needs somewhere to report the count
 	defer ws.release(b)
-	b.b[0] = token
-	for {
+	for len(p) > 0 {
 		if err := s.begin(false); err != nil {
 			return err
 		}
-		err := windows.WriteFile(s.h, b.b[:], &b.n, nil)
+		err := windows.WriteFile(s.h, p, &b.n, nil)
 		shut, _ := s.end()
 		switch {
-		case err == nil && b.n == 1:
-			return nil
+		case err == nil && b.n > 0:
+			p = p[b.n:]
 		case err == nil:
 			// A pipe in no-wait mode that is full takes nothing and says
 			// nothing; retrying would spin.
@@ -137,10 +138,31 @@ func (s *sysFile) write(token byte, ws *scratch) error {
 		case err != nil && err != windows.ERROR_OPERATION_ABORTED:
 			return err
 		}
-		// Aborted by an interrupt meant for readers of this handle: the byte
-		// was not written, so write it again.
+		// Aborted by an interrupt meant for readers of this handle: what
+		// was not written is written again.
 	}
+	return nil
 }
+
+// pending reports whether a read would return at once, with a token or end
+// of stream, without taking anything from the pipe.
+func (s *sysFile) pending() bool {
+	if s.begin(false) != nil {
+		return false
+	}
+	defer s.end()
+	var avail uint32
+	ok, _, err := procPeekNamedPipe.Call(uintptr(s.h), 0, 0, 0, uintptr(unsafe.Pointer(&avail)), 0)
+	if ok == 0 {
+		return err == windows.ERROR_BROKEN_PIPE // every write handle is closed
+	}
+	return avail > 0
+}
+
+// procPeekNamedPipe is PeekNamedPipe, which x/sys/windows lacks; it works on
+// anonymous pipes too:
+// https://learn.microsoft.com/windows/win32/api/namedpipeapi/nf-namedpipeapi-peeknamedpipe
+var procPeekNamedPipe = windows.NewLazySystemDLL("kernel32.dll").NewProc("PeekNamedPipe")
 
 // setInterrupted makes pending and later reads return errInterrupted while
 // on is true.

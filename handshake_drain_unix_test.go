@@ -1,0 +1,140 @@
+//go:build unix
+
+package tokenpipe_test
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/tokenpipe/tokenpipe"
+)
+
+func init() {
+	// r2-dfork double-forks: it starts r2-dfork-gc with its own standard
+	// input and output and the end it inherited (not yet close-on-exec, as
+	// it has not called FromEnv), and exits 0 at once, as a classic daemon's
+	// first fork does. The grandchild reports.
+	helpers["r2-dfork"] = func() int {
+		gc, err := newHelperCommand("r2-dfork-gc", os.Args[1:]...)
+		if err != nil {
+			return helperExit(3, err)
+		}
+		gc.Stdin, gc.Stdout, gc.Stderr = os.Stdin, os.Stdout, os.Stderr
+		if err := gc.Start(); err != nil {
+			return helperExit(3, err)
+		}
+		gc.Process.Release()
+		return 0
+	}
+	// r2-dfork-gc writes token arg1 and arg2, says "written" on standard
+	// output, waits for a line (or end) on standard input, as a daemon
+	// preempted between two writes of its report would, then writes arg3
+	// (and '\n' for token 1) and closes its end.
+	helpers["r2-dfork-gc"] = func() int {
+		e := childEndNamed(readyEnv)
+		tok := byte(0)
+		if os.Args[1] == "1" {
+			tok = 1
+		}
+		write := func(s string) {
+			for _, b := range []byte(s) {
+				if err := e.TokenWrite(b); err != nil {
+					os.Exit(helperExit(3, err))
+				}
+			}
+		}
+		write(string([]byte{tok}) + os.Args[2])
+		os.Stdout.WriteString("written\n")
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		rest := os.Args[3]
+		if tok == 1 {
+			rest += "\n"
+		}
+		write(rest)
+		e.Close()
+		return 0
+	}
+}
+
+// dforkRun runs StartAndWait on r2-dfork with the given report, split in
+// two writes, and says whether StartAndWait returned before the second part
+// was even allowed to be written (a verdict no timing can fake: a correct
+// StartAndWait cannot have all of a report that does not exist yet). The
+// timer only lets a correct StartAndWait go on.
+func dforkRun(t *testing.T, token, first, second string) (msg string, err error, early bool) {
+	t.Helper()
+	goR, goW, perr := os.Pipe() // the grandchild's "go"; *os.File: cmd.Wait neither copies nor closes it
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	outR, outW, perr := os.Pipe()
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	defer goR.Close()
+	defer goW.Close() // also lets a stuck grandchild finish and exit
+	defer outR.Close()
+	defer outW.Close() // only once StartAndWait is done with it (no edge through the child for the race detector)
+	cmd := helperCommand(t, "r2-dfork", token, first, second)
+	cmd.Stdin, cmd.Stdout = goR, outW
+	type res struct {
+		msg string
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		m, e := startAndWait(cmd)
+		done <- res{m, e}
+	}()
+	line, rerr := bufio.NewReader(outR).ReadString('\n')
+	if line != "written\n" {
+		t.Fatalf("grandchild: %q, %v", line, rerr)
+	}
+	var r res
+	select {
+	case r = <-done:
+		early = true
+	case <-time.After(time.Second):
+	}
+	goW.WriteString("go\n")
+	if !early {
+		r = <-done
+	}
+	if cmd.ProcessState == nil {
+		cmd.Wait() // the ready path leaves the (exited) child to us
+	}
+	return r.msg, r.err, early
+}
+
+// A double-forked daemon reports ready from the grandchild, in two writes
+// with a pause between: the message is read to its newline, whole. (The
+// child's exit, long past, ended it at the pause: success with a wrong
+// address, "127.0.0.1:80" for "127.0.0.1:8080".)
+func TestStartAndWaitDoubleForkReadyMessage(t *testing.T) {
+	msg, err, early := dforkRun(t, "1", "127.0.0.1:80", "80")
+	if early {
+		t.Errorf("StartAndWait returned (%q, %v) before the grandchild had written the rest of its ready message", msg, err)
+	}
+	if err != nil || msg != "127.0.0.1:8080" {
+		t.Errorf("got (%q, %v), want (\"127.0.0.1:8080\", nil)", msg, err)
+	}
+}
+
+// The same for a failure reason from the grandchild: the child had exited
+// before the failure token, so its exit does not end the reason; end of
+// stream does. (The reason was cut at the pause.)
+func TestStartAndWaitDoubleForkFailReason(t *testing.T) {
+	msg, err, early := dforkRun(t, "0", "config: ", "no such file")
+	if early {
+		t.Errorf("StartAndWait returned (%q, %v) before the grandchild had written the rest of its reason", msg, err)
+	}
+	if !errors.Is(err, tokenpipe.ErrChildFailed) || msg != "config: no such file" {
+		t.Errorf("got (%q, %v), want (\"config: no such file\", ErrChildFailed)", msg, err)
+	}
+}
+
+var _ = exec.Command
