@@ -211,9 +211,8 @@ func trimPartialRune(b []byte) []byte {
 //   - Failed: StartAndWait reads the reason (4 KiB at most; then it closes the
 //     pipe, and the child's further writes fail) up to end of stream or, as a
 //     process the child started before it reported may hold its end open
-//     for ever, until the child has exited and what it wrote is read (but
-//     for a child seen to exit before any report began, where a grandchild
-//     of a double fork writes: end of stream or ctx ends its reason). It
+//     for ever, until the child has exited and what the pipe holds is read
+//     (all of a report that Fail wrote, which it does in one call). It
 //     returns the reason as msg and an error matching ErrChildFailed whose
 //     text has the reason, or "no reason given".
 //   - End of stream first: StartAndWait waits for the child to exit and
@@ -408,15 +407,14 @@ func (h *handshake) wait(ctx context.Context) (string, error) {
 	// A failure reason has no end but end of stream, which a process the
 	// child started before it reported may hold off for ever; so the
 	// child's exit ends it too, the child being waited for as soon as a
-	// failure token comes. Not if the child is known to have exited before
-	// any report began (the exit watch saw it): then a grandchild of a
-	// double fork writes, and the child's exit says nothing about it. A
-	// ready message ends at its '\n'.
-	var reaped, childExit <-chan struct{}
-	if h.exit != nil {
-		childExit = h.exit.exitedChan()
-	}
-	exitedFirst := false
+	// failure token comes, and the reason is then what the pipe holds.
+	// Fail writes its report in one call, so that is all of it, whoever
+	// wrote it; a reason written in pieces by a grandchild, after the
+	// child's exit, may be cut at a pause. (Telling that writer from the
+	// child by when the child exited cannot be done without a race that
+	// would leave the reason waiting for ever.) A ready message ends at
+	// its '\n'.
+	var reaped <-chan struct{}
 	// Closing the read end ends a pending read; and once a report is in, a
 	// child still writing sees a broken pipe instead of filling it forever.
 	stopped := false
@@ -437,14 +435,9 @@ func (h *handshake) wait(ctx context.Context) (string, error) {
 	var notified *notifyResult // a datagram's decision, waiting for the pipe
 	for {
 		select {
-		case <-childExit:
-			childExit = nil
-			exitedFirst = !pipeStarted.Load() && !h.r.pending()
 		case tok := <-tokenRead:
 			if tok != tokenReady {
-				if r := h.startReap(); !exitedFirst {
-					reaped = r
-				}
+				reaped = h.startReap()
 			}
 		case <-reaped:
 			reaped = nil

@@ -33,8 +33,17 @@ func init() {
 	// r2-dfork-gc writes token arg1 and arg2, says "written" on standard
 	// output, waits for a line (or end) on standard input, as a daemon
 	// preempted between two writes of its report would, then writes arg3
-	// (and '\n' for token 1) and closes its end.
+	// (and '\n' for token 1) and closes its end. With arg1 "Fail" it says
+	// "written" at once, and after the line calls Fail with arg2+arg3.
 	helpers["r2-dfork-gc"] = func() int {
+		if os.Args[1] == "Fail" {
+			os.Stdout.WriteString("written\n")
+			bufio.NewReader(os.Stdin).ReadString('\n')
+			if err := tokenpipe.Fail(readyEnv, errors.New(os.Args[2]+os.Args[3])); err != nil {
+				return helperExit(3, err)
+			}
+			return 0
+		}
 		e := childEndNamed(readyEnv)
 		tok := byte(0)
 		if os.Args[1] == "1" {
@@ -124,11 +133,12 @@ func TestStartAndWaitDoubleForkReadyMessage(t *testing.T) {
 	}
 }
 
-// The same for a failure reason from the grandchild: the child had exited
-// before the failure token, so its exit does not end the reason; end of
-// stream does. (The reason was cut at the pause.)
+// A double-forked daemon's Fail, from the grandchild long after the child
+// exited, gives its whole reason: Fail writes the report in one call, so the
+// child's exit (which ends a reason, lest a process holding the end hold it
+// for ever) finds all of it in the pipe.
 func TestStartAndWaitDoubleForkFailReason(t *testing.T) {
-	msg, err, early := dforkRun(t, "0", "config: ", "no such file")
+	msg, err, early := dforkRun(t, "Fail", "config: ", "no such file")
 	if early {
 		t.Errorf("StartAndWait returned (%q, %v) before the grandchild had written the rest of its reason", msg, err)
 	}

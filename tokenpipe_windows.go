@@ -39,6 +39,7 @@ type sysFile struct {
 	mu          sync.Mutex
 	idle        sync.Cond // broadcast when inflight drops or cancelling ends
 	inflight    int       // ReadFile and WriteFile calls under way
+	reads       int       // of which ReadFile
 	closing     bool
 	exported    bool
 	interrupted bool
@@ -92,7 +93,7 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 			return 0, err
 		}
 		err := windows.ReadFile(s.h, b.b[:], &b.n, nil)
-		shut, interrupted := s.end()
+		shut, interrupted := s.end(true)
 		switch {
 		case err == nil && b.n == 1:
 			return b.b[0], nil
@@ -124,11 +125,14 @@ func (s *sysFile) write(p []byte, ws *scratch) error {
 		if err := s.begin(false); err != nil {
 			return err
 		}
+		b.n = 0
 		err := windows.WriteFile(s.h, p, &b.n, nil)
-		shut, _ := s.end()
+		shut, _ := s.end(false)
+		// What went into the pipe stays there, also from a call that was
+		// cancelled part-way: write on from after it, never again.
+		p = p[min(int(b.n), len(p)):]
 		switch {
 		case err == nil && b.n > 0:
-			p = p[b.n:]
 		case err == nil:
 			// A pipe in no-wait mode that is full takes nothing and says
 			// nothing; retrying would spin.
@@ -150,7 +154,7 @@ func (s *sysFile) pending() bool {
 	if s.begin(false) != nil {
 		return false
 	}
-	defer s.end()
+	defer s.end(false)
 	var avail uint32
 	ok, _, err := procPeekNamedPipe.Call(uintptr(s.h), 0, 0, 0, uintptr(unsafe.Pointer(&avail)), 0)
 	if ok == 0 {
@@ -310,14 +314,20 @@ func (s *sysFile) begin(read bool) error {
 		return errInterrupted
 	}
 	s.inflight++
+	if read {
+		s.reads++
+	}
 	return nil
 }
 
 // end unregisters a call and reports why it might have been cancelled: the
 // error for a closed or exported end, and whether reads are interrupted.
-func (s *sysFile) end() (shut error, interrupted bool) {
+func (s *sysFile) end(read bool) (shut error, interrupted bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if read {
+		s.reads--
+	}
 	if s.inflight--; s.inflight == 0 {
 		s.idle.Broadcast()
 	}
@@ -345,8 +355,13 @@ func (s *sysFile) startCancelling() {
 	}
 }
 
+// mustCancel reports whether calls under way must be cancelled: every call
+// once the end is shut; for an interrupt, only while a read is under way,
+// lest CancelIoEx, which cancels every call on the handle, abort a write
+// part-way for nothing (and Wine then reports no bytes written, although
+// some went into the pipe).
 func (s *sysFile) mustCancel() bool {
-	return s.inflight > 0 && (s.closing || s.exported || s.interrupted)
+	return s.inflight > 0 && (s.closing || s.exported) || s.reads > 0 && s.interrupted
 }
 
 // cancelLoop calls CancelIoEx until no call that must end is under way.
