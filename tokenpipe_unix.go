@@ -217,8 +217,15 @@ func aboveStdio(fds ...int) (int, int, error) {
 		if fd > 2 || err != nil {
 			continue
 		}
+		// F_DUPFD then FD_CLOEXEC under ForkLock, as os does where there is
+		// no F_DUPFD_CLOEXEC (AIX): this path is rare, and portable.
 		var moved int
-		moved, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+		syscall.ForkLock.RLock()
+		moved, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD, 3)
+		if err == nil {
+			unix.CloseOnExec(moved)
+		}
+		syscall.ForkLock.RUnlock()
 		unix.Close(fd)
 		if err != nil {
 			err = os.NewSyscallError("fcntl", err)
@@ -304,7 +311,9 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 // gives up: a thread that parks in the poller sleeps, and waking it costs a
 // peer that answers within microseconds (a child echoing a token) a full
 // scheduler wake-up per token, 20 µs and more on a virtual machine.
-// shouldSpin decides whether that is worth it.
+// shouldSpin decides whether that is worth it. Between reads it yields the
+// CPU (yieldCPU), so that a peer process waiting for this very CPU can run
+// and answer.
 func (b *scratch) tryRead(s *sysFile, fd uintptr) bool {
 	var deadline time.Time
 	for {
@@ -329,6 +338,7 @@ func (b *scratch) tryRead(s *sysFile, fd uintptr) bool {
 			b.spin = false
 			return false
 		}
+		yieldCPU()
 	}
 }
 
