@@ -311,9 +311,7 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 // gives up: a thread that parks in the poller sleeps, and waking it costs a
 // peer that answers within microseconds (a child echoing a token) a full
 // scheduler wake-up per token, 20 µs and more on a virtual machine.
-// shouldSpin decides whether that is worth it. Between reads it yields the
-// CPU (yieldCPU), so that a peer process waiting for this very CPU can run
-// and answer.
+// shouldSpin decides whether that is worth it.
 func (b *scratch) tryRead(s *sysFile, fd uintptr) bool {
 	var deadline time.Time
 	for {
@@ -338,7 +336,6 @@ func (b *scratch) tryRead(s *sysFile, fd uintptr) bool {
 			b.spin = false
 			return false
 		}
-		yieldCPU()
 	}
 }
 
