@@ -538,17 +538,34 @@ func (h *handshake) conclude(ctx context.Context, rep pipeReport) (string, error
 	case rep.kind == reportReady:
 		return rep.text, nil
 	}
-	reason := rep.text
-	if reason == "" {
-		reason = "no reason given"
-	}
+	reason := reasonOrNone(rep.text)
 	if rep.token != tokenFailed {
 		reason = fmt.Sprintf("unknown token %d: %s", rep.token, reason)
 	}
-	if err := h.reap(ctx); err != nil {
-		return rep.text, fmt.Errorf("%w: %s (it lived on until the context ended: %s): %w", ErrChildFailed, reason, h.status(), err)
+	return h.failed(ctx, rep.text, reason, nil)
+}
+
+// failed concludes a failure report, on the pipe or over sd_notify: it waits
+// for the child to exit, killing it if ctx ends first, and returns msg with
+// an error that matches ErrChildFailed and has reason, and matches cause too
+// where it is not nil (and ctx.Err() if the child had to be killed).
+func (h *handshake) failed(ctx context.Context, msg, reason string, cause error) (string, error) {
+	err := fmt.Errorf("%w: %s", ErrChildFailed, reason)
+	if cause != nil {
+		err = fmt.Errorf("%w (%w)", err, cause)
 	}
-	return rep.text, fmt.Errorf("%w: %s", ErrChildFailed, reason)
+	if rerr := h.reap(ctx); rerr != nil {
+		err = fmt.Errorf("%w (it lived on until the context ended: %s): %w", err, h.status(), rerr)
+	}
+	return msg, err
+}
+
+// reasonOrNone is a failure's reason as the error says it.
+func reasonOrNone(text string) string {
+	if text == "" {
+		return "no reason given"
+	}
+	return text
 }
 
 // readReport reads one report through d: its kind, token and text. Text is

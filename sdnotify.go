@@ -156,15 +156,8 @@ func (h *handshake) concludeNotify(ctx context.Context, res notifyResult) (strin
 	if res.state.errno == 0 {
 		return status, nil
 	}
-	reason := status
-	if reason == "" {
-		reason = "no reason given"
-	}
-	errno := errnoError(res.state.errno)
-	if err := h.reap(ctx); err != nil {
-		return status, fmt.Errorf("%w: %s (ERRNO=%d: %w) (it lived on until the context ended: %s): %w", ErrChildFailed, reason, res.state.errno, errno, h.status(), err)
-	}
-	return status, fmt.Errorf("%w: %s (ERRNO=%d: %w)", ErrChildFailed, reason, res.state.errno, errno)
+	cause := fmt.Errorf("ERRNO=%d: %w", res.state.errno, errnoError(res.state.errno))
+	return h.failed(ctx, status, reasonOrNone(status), cause)
 }
 
 // exitedChan returns a channel that is closed once the child has exited, or
