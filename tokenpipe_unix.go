@@ -40,6 +40,11 @@ type sysFile struct {
 	fd    int
 	state atomic.Uint64 // calls under way, and the shut flags
 
+	// private is set when fd's open file description is ours alone (Make's
+	// pipe2, or an inherited end that reopenPrivate reopened): nobody else
+	// can then clear its O_NONBLOCK, so a read or write never blocks.
+	private bool
+
 	f atomic.Pointer[os.File] // nil until adopt
 
 	mu          sync.Mutex // guards adopt, interrupted and the deadlines
@@ -60,8 +65,8 @@ const (
 	callsMask    = shutExported - 1
 )
 
-func newSysFile(fd int) *sysFile {
-	s := &sysFile{fd: fd}
+func newSysFile(fd int, private bool) *sysFile {
+	s := &sysFile{fd: fd, private: private}
 	s.idle.L = &s.mu
 	s.cleanup = runtime.AddCleanup(s, func(fd int) {
 		unix.Close(fd)
@@ -204,7 +209,7 @@ func makePipe() (r, w *sysFile, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return newSysFile(rfd), newSysFile(wfd), nil
+	return newSysFile(rfd, true), newSysFile(wfd, true), nil
 }
 
 // aboveStdio moves descriptors 0, 1 and 2, which a process that closed its
@@ -480,8 +485,9 @@ func (s *sysFile) export(cmd *exec.Cmd) (string, error) {
 	}
 	// The child shares our open file description, and O_NONBLOCK lives there:
 	// a child not written in Go expects the blocking pipe it would get from a
-	// shell, and FromEnv makes it non-blocking again for a Go child. Nothing
-	// in this process uses fd from now on, so nothing here can block on it.
+	// shell; FromEnv in a Go child gets a description of its own, or makes
+	// this one non-blocking again. Nothing in this process uses fd from now
+	// on, so nothing here can block on it.
 	if err := unix.SetNonblock(s.fd, false); err != nil {
 		s.state.Add(^uint64(shutExported - 1)) // clear the flag: e stays as it was
 		s.setDeadlines()
@@ -523,7 +529,10 @@ func importEnd(n uint64) (*sysFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("descriptor %d: %w: %w", fd, os.NewSyscallError("fcntl", err), os.ErrInvalid)
 	}
-	// Non-blocking first: it is the change that fails on a descriptor that
+	if reopenPrivate(fd, flFlags) {
+		return newSysFile(fd, true), nil // the inherited description is untouched
+	}
+	// Shared with the parent, then. Non-blocking first: it is the change that fails on a descriptor that
 	// cannot be read or written (Linux's O_PATH), and then nothing has been
 	// changed yet.
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flFlags|unix.O_NONBLOCK); err != nil {
@@ -538,7 +547,7 @@ func importEnd(n uint64) (*sysFile, error) {
 		unix.FcntlInt(uintptr(fd), unix.F_SETFL, flFlags) // as it was
 		return nil, fmt.Errorf("descriptor %d: %w: %w", fd, os.NewSyscallError("fcntl", err), os.ErrInvalid)
 	}
-	return newSysFile(fd), nil
+	return newSysFile(fd, false), nil
 }
 
 // isBrokenPipe reports whether a write failed because every read end is
