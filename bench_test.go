@@ -43,7 +43,14 @@ func BenchmarkWriteRead(b *testing.B) {
 		}
 	})
 	b.Run("impl=syscall", benchBareSyscalls)
+	if benchRawSyscalls != nil {
+		b.Run("impl=rawsyscall", benchRawSyscalls)
+	}
 }
+
+// benchRawSyscalls, where set, is benchBareSyscalls with raw system calls,
+// as tokenpipe makes them where it can (Linux): the floor below that one.
+var benchRawSyscalls func(b *testing.B)
 
 // Two goroutines pass a token back and forth over two pipes. Run it with
 // -cpu 1,2: with one P (a container with a one-CPU quota) a reader that

@@ -42,7 +42,7 @@ type sysFile struct {
 
 	// private is set when fd's open file description is ours alone (Make's
 	// pipe2, or an inherited end that reopenPrivate reopened): nobody else
-	// can then clear its O_NONBLOCK, so a read or write never blocks.
+	// can then clear its O_NONBLOCK, so rawRead and rawWrite never block.
 	private bool
 
 	f atomic.Pointer[os.File] // nil until adopt
@@ -265,7 +265,7 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 	// read(2) finds a token that is there: a direct read first would cost a
 	// third system call per token wherever tokens have to be waited for.
 	for s.f.Load() == nil {
-		n, err := syscall.Read(s.fd, b.b[:])
+		n, err := s.sysRead(s.fd, b.b[:])
 		switch {
 		case err == nil && n == 1:
 			return b.b[0], nil
@@ -320,7 +320,7 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 func (b *scratch) tryRead(s *sysFile, fd uintptr) bool {
 	var deadline time.Time
 	for {
-		n, err := syscall.Read(int(fd), b.b[:])
+		n, err := s.sysRead(int(fd), b.b[:])
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -342,6 +342,22 @@ func (b *scratch) tryRead(s *sysFile, fd uintptr) bool {
 			return false
 		}
 	}
+}
+
+// sysRead is read(2) on fd, raw where the end is private (see rawRead).
+func (s *sysFile) sysRead(fd int, p []byte) (int, error) {
+	if s.private {
+		return rawRead(fd, p)
+	}
+	return syscall.Read(fd, p)
+}
+
+// sysWrite is write(2) on fd, raw where the end is private (see rawWrite).
+func (s *sysFile) sysWrite(fd int, p []byte) (int, error) {
+	if s.private {
+		return rawWrite(fd, p)
+	}
+	return syscall.Write(fd, p)
 }
 
 // spinFor bounds one spin of tryRead.
@@ -382,7 +398,7 @@ func (s *sysFile) write(p []byte, ws *scratch) error {
 	// for descriptors 1 and 2, which an end never is), so a broken pipe is
 	// EPIPE here rather than the end of us.
 	for len(p) > 0 {
-		n, err := syscall.Write(s.fd, p)
+		n, err := s.sysWrite(s.fd, p)
 		switch err {
 		case nil:
 			p = p[n:]
@@ -406,7 +422,7 @@ func (s *sysFile) waitWrite(p []byte) error {
 	var werr error
 	err = rc.Write(func(fd uintptr) bool {
 		for len(p) > 0 {
-			n, err := syscall.Write(int(fd), p)
+			n, err := s.sysWrite(int(fd), p)
 			switch err {
 			case nil:
 				p = p[n:]
