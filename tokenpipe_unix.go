@@ -291,7 +291,15 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 		b.rc = rc
 		b.tryReadFunc = func(fd uintptr) bool { return b.tryRead(s, fd) }
 	}
-	b.spin = s.shouldSpin()
+	// A reader about to spin lets the goroutines that are ready to run go
+	// first, at next to no cost when there are none: the one that will
+	// write the token may be among them, and a spin would only keep it
+	// waiting. Measured on a 2-CPU VM: two goroutines passing a token back
+	// and forth with GOMAXPROCS=2 took 13-15 µs a round trip without this,
+	// 8-9 µs with it.
+	if b.spin = s.shouldSpin(); b.spin {
+		runtime.Gosched()
+	}
 	err := b.rc.Read(b.tryReadFunc)
 	switch {
 	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
