@@ -315,7 +315,10 @@ var fromEnvMu sync.Mutex
 // variable env with ExportTo. It checks that the value names an open pipe,
 // makes it close-on-exec (Unix) or not inheritable (Windows) so that the
 // process's own children do not hold it, and removes env from the
-// environment. The end has the full contract of one from Make.
+// environment. The end has the full contract of one from Make. On Linux the
+// end gets an open file description of its own where /proc allows (see the
+// README's platform notes), so that the flags of the parent's copy stay as
+// they were.
 //
 // When env is not set it fails with ErrNotExported. A value that is not a
 // canonical decimal number, or does not name an open pipe this process can
