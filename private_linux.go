@@ -37,5 +37,13 @@ func reopenPrivate(fd, flags int) bool {
 		before.Dev != after.Dev || before.Ino != after.Ino {
 		return false // not the same pipe (fd changed under us): leave fd alone
 	}
+	// open(2) takes only some status flags, and refuses O_DIRECT on a pipe
+	// (EINVAL): give the new description those of the inherited one, as the
+	// shared end keeps them, so that the peer sees the same pipe. O_DIRECT
+	// is packet mode (pipe(7)): a parent that asked for it reads each write
+	// of ours as one packet.
+	if _, err := unix.FcntlInt(uintptr(fresh), unix.F_SETFL, flags|unix.O_NONBLOCK); err != nil {
+		return false
+	}
 	return unix.Dup3(fresh, fd, unix.O_CLOEXEC) == nil
 }

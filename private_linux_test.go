@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -122,4 +123,34 @@ func nonblocking(t *testing.T, fd int) bool {
 		t.Fatal(err)
 	}
 	return fl&unix.O_NONBLOCK != 0
+}
+
+// The end FromEnv reopens keeps the status flags the inherited description
+// had, as the end that shares it does: a parent that made a packet-mode pipe
+// (pipe2 with O_DIRECT, pipe(7)) reads each of the child's writes as one
+// packet, here one token per read(2) however large its buffer. The reopened
+// description dropped O_DIRECT, and the parent got all ten tokens in one read.
+func TestFromEnvKeepsPacketMode(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_DIRECT|unix.O_CLOEXEC); err != nil {
+		t.Skipf("no packet-mode pipes here (pipe2 O_DIRECT, Linux 3.4): %v", err)
+	}
+	parentR := p[0]
+	defer unix.Close(parentR)
+	w := os.NewFile(uintptr(p[1]), "packet-mode write end")
+	cmd := helperCommand(t, "write-1-to-10")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Env = append(cmd.Env, endEnv+"=3")
+	err := cmd.Run()
+	w.Close()
+	if err != nil {
+		t.Fatalf("write-1-to-10: %v", err)
+	}
+	for want := byte(1); want <= 10; want++ {
+		buf := make([]byte, 10)
+		n, err := unix.Read(parentR, buf)
+		if err != nil || n != 1 || buf[0] != want {
+			t.Fatalf("read(2) of the packet-mode pipe: (%v, %v), want one packet: [%d]", buf[:max(n, 0)], err, want)
+		}
+	}
 }

@@ -42,7 +42,7 @@ type sysFile struct {
 
 	// private is set when fd's open file description is ours alone (Make's
 	// pipe2, or an inherited end that reopenPrivate reopened): nobody else
-	// can then clear its O_NONBLOCK, so rawRead and rawWrite never block.
+	// can then clear its O_NONBLOCK.
 	private bool
 
 	f atomic.Pointer[os.File] // nil until adopt
@@ -352,19 +352,23 @@ func (b *scratch) tryRead(s *sysFile, fd uintptr) bool {
 	}
 }
 
-// sysRead is read(2) on fd, raw where the end is private (see rawRead).
+// sysRead is read(2) on fd.
+//
+// Never syscall.RawSyscall, although it would skip the runtime's system-call
+// bookkeeping: a raw call keeps its P while in the kernel, and O_NONBLOCK
+// does not keep read(2) or write(2) on a pipe from sleeping there. Both take
+// the pipe's lock first, which the peer holds while its own read or write
+// copies from or to its memory (fs/pipe.c), and that copy can wait for a
+// page fault for as long as the peer likes (a stalled FUSE or NFS mount,
+// userfaultfd): a raw call would keep every other goroutine from running
+// at the next stop-the-world meanwhile
+// (TestReadWaitingForThePipeLockLetsTheProcessRun).
 func (s *sysFile) sysRead(fd int, p []byte) (int, error) {
-	if s.private {
-		return rawRead(fd, p)
-	}
 	return syscall.Read(fd, p)
 }
 
-// sysWrite is write(2) on fd, raw where the end is private (see rawWrite).
+// sysWrite is write(2) on fd; not raw, for the reason sysRead gives.
 func (s *sysFile) sysWrite(fd int, p []byte) (int, error) {
-	if s.private {
-		return rawWrite(fd, p)
-	}
 	return syscall.Write(fd, p)
 }
 
