@@ -33,17 +33,23 @@ import (
 // joins. In the poller, read deadlines interrupt waiting reads and Close
 // wakes them.
 //
+// The calls are syscall.Read and Write, never syscall.RawSyscall, although
+// the runtime's system-call bookkeeping costs a cross-process round trip
+// much (see the README's Performance): a raw call keeps its P while in the
+// kernel, and O_NONBLOCK does not keep read(2) or write(2) on a pipe from
+// sleeping there. Both take the pipe's lock first, which the peer holds
+// while its own read or write copies from or to its memory (fs/pipe.c), and
+// that copy can wait for a page fault as long as the peer likes (a stalled
+// FUSE or NFS mount, userfaultfd): a raw call would stop every goroutine at
+// the next stop-the-world meanwhile
+// (TestReadWaitingForThePipeLockLetsTheProcessRun).
+//
 // Every read and write counts itself in state while it uses fd, and close
 // and export wait until none is counted, so that fd is never closed, nor
 // made blocking, under a call that is using it.
 type sysFile struct {
 	fd    int
 	state atomic.Uint64 // calls under way, and the shut flags
-
-	// private is set when fd's open file description is ours alone (Make's
-	// pipe2, or an inherited end that reopenPrivate reopened): nobody else
-	// can then clear its O_NONBLOCK.
-	private bool
 
 	f atomic.Pointer[os.File] // nil until adopt
 
@@ -65,8 +71,8 @@ const (
 	callsMask    = shutExported - 1
 )
 
-func newSysFile(fd int, private bool) *sysFile {
-	s := &sysFile{fd: fd, private: private}
+func newSysFile(fd int) *sysFile {
+	s := &sysFile{fd: fd}
 	s.idle.L = &s.mu
 	s.cleanup = runtime.AddCleanup(s, func(fd int) {
 		unix.Close(fd)
@@ -209,7 +215,7 @@ func makePipe() (r, w *sysFile, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return newSysFile(rfd, true), newSysFile(wfd, true), nil
+	return newSysFile(rfd), newSysFile(wfd), nil
 }
 
 // aboveStdio moves descriptors 0, 1 and 2, which a process that closed its
@@ -265,7 +271,7 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 	// read(2) finds a token that is there: a direct read first would cost a
 	// third system call per token wherever tokens have to be waited for.
 	for s.f.Load() == nil {
-		n, err := s.sysRead(s.fd, b.b[:])
+		n, err := syscall.Read(s.fd, b.b[:])
 		switch {
 		case err == nil && n == 1:
 			return b.b[0], nil
@@ -328,7 +334,7 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 func (b *scratch) tryRead(s *sysFile, fd uintptr) bool {
 	var deadline time.Time
 	for {
-		n, err := s.sysRead(int(fd), b.b[:])
+		n, err := syscall.Read(int(fd), b.b[:])
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -350,26 +356,6 @@ func (b *scratch) tryRead(s *sysFile, fd uintptr) bool {
 			return false
 		}
 	}
-}
-
-// sysRead is read(2) on fd.
-//
-// Never syscall.RawSyscall, although it would skip the runtime's system-call
-// bookkeeping: a raw call keeps its P while in the kernel, and O_NONBLOCK
-// does not keep read(2) or write(2) on a pipe from sleeping there. Both take
-// the pipe's lock first, which the peer holds while its own read or write
-// copies from or to its memory (fs/pipe.c), and that copy can wait for a
-// page fault for as long as the peer likes (a stalled FUSE or NFS mount,
-// userfaultfd): a raw call would keep every other goroutine from running
-// at the next stop-the-world meanwhile
-// (TestReadWaitingForThePipeLockLetsTheProcessRun).
-func (s *sysFile) sysRead(fd int, p []byte) (int, error) {
-	return syscall.Read(fd, p)
-}
-
-// sysWrite is write(2) on fd; not raw, for the reason sysRead gives.
-func (s *sysFile) sysWrite(fd int, p []byte) (int, error) {
-	return syscall.Write(fd, p)
 }
 
 // spinFor bounds one spin of tryRead.
@@ -410,7 +396,7 @@ func (s *sysFile) write(p []byte, ws *scratch) error {
 	// for descriptors 1 and 2, which an end never is), so a broken pipe is
 	// EPIPE here rather than the end of us.
 	for len(p) > 0 {
-		n, err := s.sysWrite(s.fd, p)
+		n, err := syscall.Write(s.fd, p)
 		switch err {
 		case nil:
 			p = p[n:]
@@ -434,7 +420,7 @@ func (s *sysFile) waitWrite(p []byte) error {
 	var werr error
 	err = rc.Write(func(fd uintptr) bool {
 		for len(p) > 0 {
-			n, err := s.sysWrite(int(fd), p)
+			n, err := syscall.Write(int(fd), p)
 			switch err {
 			case nil:
 				p = p[n:]
@@ -558,7 +544,7 @@ func importEnd(n uint64) (*sysFile, error) {
 		return nil, fmt.Errorf("descriptor %d: %w: %w", fd, os.NewSyscallError("fcntl", err), os.ErrInvalid)
 	}
 	if reopenPrivate(fd, flFlags) {
-		return newSysFile(fd, true), nil // the inherited description is untouched
+		return newSysFile(fd), nil // the inherited description is untouched
 	}
 	// Shared with the parent, then. Non-blocking first: it is the change that fails on a descriptor that
 	// cannot be read or written (Linux's O_PATH), and then nothing has been
@@ -575,7 +561,7 @@ func importEnd(n uint64) (*sysFile, error) {
 		unix.FcntlInt(uintptr(fd), unix.F_SETFL, flFlags) // as it was
 		return nil, fmt.Errorf("descriptor %d: %w: %w", fd, os.NewSyscallError("fcntl", err), os.ErrInvalid)
 	}
-	return newSysFile(fd, false), nil
+	return newSysFile(fd), nil
 }
 
 // isBrokenPipe reports whether a write failed because every read end is
