@@ -5,11 +5,12 @@ package tokenpipe
 import (
 	"runtime"
 	"testing"
+	"time"
 )
 
 // The spin policy that the README states: never with one P; with more,
-// until spinGiveUp spins in a row found nothing, then on every spinProbe-th
-// wait only.
+// while reads have lately waited less than spinWhen on average. One long
+// wait stops the spinning; a run of short ones brings it back.
 func TestSpinPolicy(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	var s sysFile
@@ -18,16 +19,54 @@ func TestSpinPolicy(t *testing.T) {
 	}
 	runtime.GOMAXPROCS(2)
 	if !s.shouldSpin() {
-		t.Error("a reader does not spin with GOMAXPROCS=2 and no failed spin")
+		t.Error("a fresh end does not spin with GOMAXPROCS=2")
 	}
-	s.spinFails.Store(spinGiveUp)
-	spins := 0
-	for range 4 * spinProbe {
-		if s.shouldSpin() {
-			spins++
+	for range 100 {
+		s.waited(5 * time.Microsecond) // a peer that answers at once
+	}
+	if !s.shouldSpin() {
+		t.Errorf("reads that waited 5 µs each do not spin (average %v)", time.Duration(s.waitAvg.Load()))
+	}
+	s.waited(time.Millisecond) // the peer has become slow
+	if s.shouldSpin() {
+		t.Errorf("after a wait of 1 ms a read still spins (average %v): spins that cannot pay go on", time.Duration(s.waitAvg.Load()))
+	}
+	short := 0
+	for !s.shouldSpin() && short < 100 {
+		s.waited(20 * time.Microsecond) // quick again: the parked waits say so
+		short++
+	}
+	if short > 10 {
+		t.Errorf("after a wait of 1 ms, %d waits of 20 µs before reads spin again, want at most 10", short)
+	}
+}
+
+// A reader whose writer sends a token a millisecond stops spinning at the
+// first long wait, on a real pipe: each spin there would only burn spinFor
+// of CPU.
+func TestSlowWriterStopsTheSpin(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	r, w, err := makePipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	defer w.close()
+	var rs, ws scratch
+	for i := range 3 {
+		done := make(chan error, 1)
+		go func() {
+			time.Sleep(time.Millisecond) // the writer's pace, not synchronisation
+			done <- w.write(tokenBytes[1:2], &ws)
+		}()
+		if _, err := r.read(&rs); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if spins != 4 {
-		t.Errorf("after %d failed spins, %d of %d waits spin, want 4", spinGiveUp, spins, 4*spinProbe)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if r.shouldSpin() {
+			t.Fatalf("after %d reads that waited about 1 ms each, the next read would spin (average %v)", i+1, time.Duration(r.waitAvg.Load()))
+		}
 	}
 }

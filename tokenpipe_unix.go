@@ -58,9 +58,9 @@ type sysFile struct {
 	interrupted bool
 	cleanup     runtime.Cleanup // closes fd if the end is dropped unclosed
 
-	// How reads spun before parking (see shouldSpin).
-	spinFails atomic.Int32  // spins in a row that found nothing
-	waits     atomic.Uint32 // waits since spinning was given up
+	// How long reads have lately had to wait for a token, a moving average
+	// in nanoseconds (see shouldSpin).
+	waitAvg atomic.Int64
 }
 
 // The state word of a sysFile: the number of calls under way in the low
@@ -197,7 +197,7 @@ type scratch struct {
 	// For waiting reads: built on first use, so that later ones allocate
 	// nothing.
 	rc          syscall.RawConn
-	tryReadFunc func(fd uintptr) bool // b.tryRead, bound to its sysFile
+	tryReadFunc func(fd uintptr) bool // b.tryRead as a func value, made once
 	spin        bool                  // whether tryRead may still spin
 	n           int                   // what read(2) returned
 	err         error
@@ -295,7 +295,7 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 			return 0, err
 		}
 		b.rc = rc
-		b.tryReadFunc = func(fd uintptr) bool { return b.tryRead(s, fd) }
+		b.tryReadFunc = b.tryRead
 	}
 	// A reader about to spin lets the goroutines that are ready to run go
 	// first, at next to no cost when there are none: the one that will
@@ -306,7 +306,11 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 	if b.spin = s.shouldSpin(); b.spin {
 		runtime.Gosched()
 	}
+	start := time.Now()
 	err := b.rc.Read(b.tryReadFunc)
+	if err == nil {
+		s.waited(time.Since(start))
+	}
 	switch {
 	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
 		if v := s.state.Load(); v&^callsMask != 0 {
@@ -331,7 +335,7 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 // peer that answers within microseconds (a child echoing a token) a full
 // scheduler wake-up per token, 20 µs and more on a virtual machine.
 // shouldSpin decides whether that is worth it.
-func (b *scratch) tryRead(s *sysFile, fd uintptr) bool {
+func (b *scratch) tryRead(fd uintptr) bool {
 	var deadline time.Time
 	for {
 		n, err := syscall.Read(int(fd), b.b[:])
@@ -339,9 +343,6 @@ func (b *scratch) tryRead(s *sysFile, fd uintptr) bool {
 		case err == syscall.EINTR:
 			continue
 		case err != syscall.EAGAIN:
-			if !deadline.IsZero() {
-				s.spinFails.Store(0) // the spin paid off
-			}
 			b.n, b.err = n, err
 			return true
 		case !b.spin:
@@ -351,37 +352,45 @@ func (b *scratch) tryRead(s *sysFile, fd uintptr) bool {
 		if deadline.IsZero() {
 			deadline = now.Add(spinFor)
 		} else if now.After(deadline) {
-			s.spinFails.Add(1)
 			b.spin = false
 			return false
 		}
 	}
 }
 
-// spinFor bounds one spin of tryRead.
-const spinFor = 25 * time.Microsecond
-
-// shouldSpin reports whether a read about to wait should spin first. Never
-// with one P (GOMAXPROCS, read afresh each time: it can change, and since
-// Go 1.25 follows a container's CPU quota): the goroutine that would write
-// the token could not run meanwhile. With more, spin while spins pay off;
-// after spinGiveUp fruitless spins in a row, as with a peer that writes
-// rarely, spin only on every spinProbe-th wait to notice when the peer has
-// become quick again, so that a spin that does not pay costs at most
-// 1/spinProbe of spinFor per wait on average.
+// shouldSpin reports whether a read about to wait should spin first: with
+// more than one P (GOMAXPROCS, read afresh each time: it can change, and
+// since Go 1.25 follows a container's CPU quota; with one, the goroutine
+// that would write the token could not run meanwhile), and when this end's
+// reads have lately waited less than spinWhen on average.
+//
+// The average takes in every wait, spun or parked, so it tells what a spin
+// would catch: a peer that answers within microseconds (a child echoing a
+// token) keeps it low, and each token saves a thread wake-up; a peer that
+// writes seldom raises it at the first long wait, and the reads stop
+// spinning after at most one fruitless spin. A peer that has become quick
+// again lowers it through the parked waits (the newest counts 1/8).
+//
+// Why wider than the wait it expects: a spin that ends just before the
+// token arrives costs a wake-up on top, and on a virtual machine (2 CPUs,
+// 2026-11-27) a peer that has parked itself answers in 15-30 µs. With
+// 25 µs spins that stopped after three failures, two processes passing a
+// token back and forth settled as often in both parking (19-28 µs a round
+// trip, no better than C's blocking reads) as in both spinning (7 µs).
 func (s *sysFile) shouldSpin() bool {
-	if runtime.GOMAXPROCS(0) < 2 {
-		return false
-	}
-	if s.spinFails.Load() < spinGiveUp {
-		return true
-	}
-	return s.waits.Add(1)%spinProbe == 0
+	return runtime.GOMAXPROCS(0) > 1 && time.Duration(s.waitAvg.Load()) < spinWhen
+}
+
+// waited records that a read waited d for its token. Concurrent readers may
+// lose one another's updates: the average only steers the spin.
+func (s *sysFile) waited(d time.Duration) {
+	old := s.waitAvg.Load()
+	s.waitAvg.Store(old + (int64(d)-old)/8)
 }
 
 const (
-	spinGiveUp = 3
-	spinProbe  = 16
+	spinWhen = 50 * time.Microsecond  // spin while reads wait less on average
+	spinFor  = 100 * time.Microsecond // and for at most this long
 )
 
 // write writes all of p, through ws or a scratch of its own where the
