@@ -4,6 +4,7 @@ package tokenpipe
 
 import (
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -68,5 +69,67 @@ func TestSlowWriterStopsTheSpin(t *testing.T) {
 		if r.shouldSpin() {
 			t.Fatalf("after %d reads that waited about 1 ms each, the next read would spin (average %v)", i+1, time.Duration(r.waitAvg.Load()))
 		}
+	}
+}
+
+// A read whose token is in the pipe already returns it without letting the
+// other ready goroutines run first, as a read about to spin does: in a busy
+// program each such yield can cost a time slice (up to 10 ms), and reading
+// a report of hundreds of bytes took seconds. Each read here finds a
+// goroutine ready to run on its P (the other P is kept busy), and the test
+// counts the reads after which it has run.
+func TestQueuedTokensDoNotYield(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	r, w, err := makePipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	defer w.close()
+	var rs, ws scratch
+	// One wait puts the end in the poller, where every later read goes.
+	go func() {
+		time.Sleep(time.Millisecond) // the writer's pace, not synchronisation
+		w.write(tokenBytes[1:2], &ws)
+	}()
+	if _, err := r.read(&rs); err != nil {
+		t.Fatal(err)
+	}
+	r.waitAvg.Store(0) // a quick peer: reads that wait spin
+	if !r.shouldSpin() {
+		t.Fatal("a read on an end whose reads waited 0 on average would not spin")
+	}
+	var stop, busy atomic.Bool
+	defer stop.Store(true)
+	go func() { // keeps the other P, so that it cannot take the probe
+		busy.Store(true)
+		for !stop.Load() {
+		}
+	}()
+	for !busy.Load() {
+		runtime.Gosched()
+	}
+	const n = 16
+	for range n {
+		if err := w.write(tokenBytes[1:2], &ws); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yielded := 0
+	for range n {
+		var ran atomic.Bool
+		go ran.Store(true) // ready to run on this P
+		if _, err := r.read(&rs); err != nil {
+			t.Fatal(err)
+		}
+		if ran.Load() {
+			yielded++
+		}
+		for !ran.Load() {
+			runtime.Gosched()
+		}
+	}
+	if yielded > n/2 {
+		t.Errorf("%d of %d reads of a token already in the pipe let a ready goroutine run first", yielded, n)
 	}
 }
