@@ -3,6 +3,8 @@
 package tokenpipe
 
 import (
+	"context"
+	"errors"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -131,5 +133,30 @@ func TestQueuedTokensDoNotYield(t *testing.T) {
 	}
 	if yielded > n/2 {
 		t.Errorf("%d of %d reads of a token already in the pipe let a ready goroutine run first", yielded, n)
+	}
+}
+
+// A reader that polls a quiet pipe, each read ending with its context after
+// a millisecond, stops spinning too: each spin there would only burn
+// spinFor of CPU, on every read, for ever.
+func TestTimedOutReadsStopTheSpin(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	p, err := Make()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w := p.TakeReadEnd(), p.TakeWriteEnd()
+	defer r.Close()
+	defer w.Close()
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		_, err := r.TokenReadContext(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("read on a quiet pipe: %v, want context.DeadlineExceeded", err)
+		}
+	}
+	if s := r.f.Load().sys; s.shouldSpin() {
+		t.Errorf("after 3 reads that waited about 1 ms each and timed out, the next read would spin (average %v)", time.Duration(s.waitAvg.Load()))
 	}
 }

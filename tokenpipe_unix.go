@@ -300,8 +300,13 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 	b.spin = s.shouldSpin()
 	start := time.Now()
 	err := b.rc.Read(b.tryReadFunc)
-	if err == nil {
-		s.waited(time.Since(start))
+	// A wait that a context or Close ended says the token takes longer than
+	// it lasted: past spinWhen, that is a spin that could not have paid, and
+	// it counts; a shorter one says nothing. Without it a reader that polls
+	// a quiet pipe with a short timeout spun on every read, the average never
+	// rising (TestTimedOutReadsStopTheSpin).
+	if d := time.Since(start); err == nil || d >= spinWhen {
+		s.waited(d)
 	}
 	switch {
 	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
