@@ -160,3 +160,26 @@ func TestTimedOutReadsStopTheSpin(t *testing.T) {
 		t.Errorf("after 3 reads that waited about 1 ms each and timed out, the next read would spin (average %v)", time.Duration(s.waitAvg.Load()))
 	}
 }
+
+// A quick peer that has been quiet for an hour gets the spin back as soon
+// as after a wait of a millisecond: how long the silence lasted says
+// nothing about how quickly the peer answers now.
+func TestSpinComesBackAfterSilence(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	var s sysFile
+	for range 100 {
+		s.waited(5 * time.Microsecond)
+	}
+	s.waited(time.Hour)
+	if s.shouldSpin() {
+		t.Fatalf("after a wait of an hour a read still spins (average %v)", time.Duration(s.waitAvg.Load()))
+	}
+	short := 0
+	for !s.shouldSpin() && short < 1000 {
+		s.waited(20 * time.Microsecond)
+		short++
+	}
+	if short > 10 {
+		t.Errorf("after a wait of an hour, %d waits of 20 µs before reads spin again, want at most 10 as after 1 ms", short)
+	}
+}

@@ -390,9 +390,15 @@ func (s *sysFile) shouldSpin() bool {
 	return runtime.GOMAXPROCS(0) > 1 && time.Duration(s.waitAvg.Load()) < spinWhen
 }
 
-// waited records that a read waited d for its token. Concurrent readers may
+// waited records that a read waited d (see waitRead). Concurrent readers may
 // lose one another's updates: the average only steers the spin.
+//
+// A wait counts for at most longestWait: one such wait lifts the average
+// above spinWhen from anywhere, and a longer one says no more about the
+// next token, while it would keep the spin off for longer: after a quiet
+// hour a quick peer again took 124 parked waits before the reads spun.
 func (s *sysFile) waited(d time.Duration) {
+	d = min(d, longestWait)
 	old := s.waitAvg.Load()
 	s.waitAvg.Store(old + (int64(d)-old)/8)
 }
@@ -400,6 +406,8 @@ func (s *sysFile) waited(d time.Duration) {
 const (
 	spinWhen = 50 * time.Microsecond  // spin while reads wait less on average
 	spinFor  = 100 * time.Microsecond // and for at most this long
+
+	longestWait = 8 * spinFor // the most one wait counts for; /8 > spinWhen
 )
 
 // write writes all of p, through ws or a scratch of its own where the
