@@ -199,7 +199,6 @@ type scratch struct {
 	rc          syscall.RawConn
 	tryReadFunc func(fd uintptr) bool // b.tryRead as a func value, made once
 	spin        bool                  // whether tryRead may still spin
-	empty       bool                  // whether read(2) found the pipe empty
 	n           int                   // what read(2) returned
 	err         error
 }
@@ -298,20 +297,15 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 		b.rc = rc
 		b.tryReadFunc = b.tryRead
 	}
-	b.spin, b.empty = s.shouldSpin(), false
+	b.spin = s.shouldSpin()
 	start := time.Now()
 	err := b.rc.Read(b.tryReadFunc)
-	// Only a read that found the pipe empty had to wait: one whose token
-	// was there already says nothing about how long the next will take, and
-	// counting it as a wait of 0 let a writer of bursts of 9 tokens a
-	// millisecond apart keep the average low, and the first read of each
-	// burst spun in vain (TestBurstsStopTheSpin). A wait that a context or
-	// Close ended says the token takes longer than it lasted: past
-	// spinWhen, that is a spin that could not have paid, and it counts; a
-	// shorter one says nothing. Without it a reader that polls a quiet pipe
-	// with a short timeout spun on every read, the average never rising
-	// (TestTimedOutReadsStopTheSpin).
-	if d := time.Since(start); b.empty && (err == nil || d >= spinWhen) {
+	// A wait that a context or Close ended says the token takes longer than
+	// it lasted: past spinWhen, that is a spin that could not have paid, and
+	// it counts; a shorter one says nothing. Without it a reader that polls
+	// a quiet pipe with a short timeout spun on every read, the average never
+	// rising (TestTimedOutReadsStopTheSpin).
+	if d := time.Since(start); err == nil || d >= spinWhen {
 		s.waited(d)
 	}
 	switch {
@@ -348,9 +342,7 @@ func (b *scratch) tryRead(fd uintptr) bool {
 		case err != syscall.EAGAIN:
 			b.n, b.err = n, err
 			return true
-		}
-		b.empty = true
-		if !b.spin {
+		case !b.spin:
 			return false
 		}
 		if deadline.IsZero() {
