@@ -201,6 +201,7 @@ type scratch struct {
 	spin        bool                  // whether tryRead may still spin
 	n           int                   // what read(2) returned
 	err         error
+	start       time.Time // when the wait began, after any yield
 }
 
 // maxEndValue is the largest value FromEnv accepts: a descriptor is an int32.
@@ -298,14 +299,14 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 		b.tryReadFunc = b.tryRead
 	}
 	b.spin = s.shouldSpin()
-	start := time.Now()
+	b.start = time.Now()
 	err := b.rc.Read(b.tryReadFunc)
 	// A wait that a context or Close ended says the token takes longer than
 	// it lasted: past spinWhen, that is a spin that could not have paid, and
 	// it counts; a shorter one says nothing. Without it a reader that polls
 	// a quiet pipe with a short timeout spun on every read, the average never
 	// rising (TestTimedOutReadsStopTheSpin).
-	if d := time.Since(start); err == nil || d >= spinWhen {
+	if d := time.Since(b.start); err == nil || d >= spinWhen {
 		s.waited(d)
 	}
 	switch {
@@ -357,7 +358,8 @@ func (b *scratch) tryRead(fd uintptr) bool {
 			// every ready goroutine to have its turn, up to a time slice each
 			// (TestQueuedTokensDoNotYield).
 			runtime.Gosched()
-			deadline = time.Now().Add(spinFor)
+			b.start = time.Now()
+			deadline = b.start.Add(spinFor)
 			continue
 		}
 		if time.Now().After(deadline) {
