@@ -183,3 +183,36 @@ func TestSpinComesBackAfterSilence(t *testing.T) {
 		t.Errorf("after a wait of an hour, %d waits of 20 µs before reads spin again, want at most 10 as after 1 ms", short)
 	}
 }
+
+// A writer that sends bursts of tokens a millisecond apart stops the spin
+// too: the reads that find a token there already never wait, and the first
+// read of each burst, the only one that would spin, spins in vain.
+func TestBurstsStopTheSpin(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	r, w, err := makePipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	defer w.close()
+	var rs, ws scratch
+	const burst = 16
+	for i := range 3 {
+		done := make(chan error, 1)
+		go func() {
+			time.Sleep(time.Millisecond) // the writer's pace, not synchronisation
+			done <- w.write(tokenBytes[1:1+burst], &ws)
+		}()
+		for range burst {
+			if _, err := r.read(&rs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 && r.shouldSpin() {
+			t.Fatalf("after %d bursts of %d tokens a millisecond apart, the first read of the next would spin (average %v)", i+1, burst, time.Duration(r.waitAvg.Load()))
+		}
+	}
+}

@@ -199,6 +199,7 @@ type scratch struct {
 	rc          syscall.RawConn
 	tryReadFunc func(fd uintptr) bool // b.tryRead as a func value, made once
 	spin        bool                  // whether tryRead may still spin
+	empty       bool                  // whether read(2) found the pipe empty
 	n           int                   // what read(2) returned
 	err         error
 	start       time.Time // when the wait began, after any yield
@@ -298,15 +299,20 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 		b.rc = rc
 		b.tryReadFunc = b.tryRead
 	}
-	b.spin = s.shouldSpin()
+	b.spin, b.empty = s.shouldSpin(), false
 	b.start = time.Now()
 	err := b.rc.Read(b.tryReadFunc)
-	// A wait that a context or Close ended says the token takes longer than
-	// it lasted: past spinWhen, that is a spin that could not have paid, and
-	// it counts; a shorter one says nothing. Without it a reader that polls
-	// a quiet pipe with a short timeout spun on every read, the average never
-	// rising (TestTimedOutReadsStopTheSpin).
-	if d := time.Since(b.start); err == nil || d >= spinWhen {
+	// Only a read that found the pipe empty has waited: one whose token was
+	// there already says nothing about how long the next will take, and
+	// counted as a wait of 0 it let a writer of bursts (9 tokens and more, a
+	// millisecond apart) keep the average low, so that the first read of
+	// each burst spun in vain (TestBurstsStopTheSpin). A wait that a context
+	// or Close ended says the token takes longer than it lasted: past
+	// spinWhen, that is a spin that could not have paid, and it counts; a
+	// shorter one says nothing. Without it a reader that polls a quiet pipe
+	// with a short timeout spun on every read, the average never rising
+	// (TestTimedOutReadsStopTheSpin).
+	if d := time.Since(b.start); b.empty && (err == nil || d >= spinWhen) {
 		s.waited(d)
 	}
 	switch {
@@ -343,7 +349,9 @@ func (b *scratch) tryRead(fd uintptr) bool {
 		case err != syscall.EAGAIN:
 			b.n, b.err = n, err
 			return true
-		case !b.spin:
+		}
+		b.empty = true
+		if !b.spin {
 			return false
 		}
 		if deadline.IsZero() {
