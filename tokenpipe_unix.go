@@ -299,8 +299,13 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 		b.rc = rc
 		b.tryReadFunc = b.tryRead
 	}
-	b.spin, b.empty = s.shouldSpin(), false
-	b.start = time.Now()
+	// With one P a read never spins, and the clock, read twice a wait,
+	// would only cost it (2% of a round trip between goroutines here).
+	timed := runtime.GOMAXPROCS(0) > 1
+	b.spin, b.empty = timed && s.shouldSpin(), false
+	if timed {
+		b.start = time.Now()
+	}
 	err := b.rc.Read(b.tryReadFunc)
 	// Only a read that found the pipe empty has waited: one whose token was
 	// there already says nothing about how long the next will take, and
@@ -312,8 +317,10 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 	// shorter one says nothing. Without it a reader that polls a quiet pipe
 	// with a short timeout spun on every read, the average never rising
 	// (TestTimedOutReadsStopTheSpin).
-	if d := time.Since(b.start); b.empty && (err == nil || d >= spinWhen) {
-		s.waited(d)
+	if timed && b.empty {
+		if d := time.Since(b.start); err == nil || d >= spinWhen {
+			s.waited(d)
+		}
 	}
 	switch {
 	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
