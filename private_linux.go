@@ -19,9 +19,10 @@ import (
 // (proc(5): the links "behave like" the files they point to; fifo(7)),
 // which gives a new description of the same pipe, and dup3 puts it in fd's
 // place in one step. It fails where /proc is not mounted, where the pipe's
-// owner is another user (a daemon that dropped privileges), and for a write
-// end whose readers are gone (ENXIO): then the end shares its description
-// as before.
+// owner is another user (a daemon that dropped privileges), for the write
+// end of a FIFO whose readers are gone (ENXIO; an anonymous pipe reopens),
+// and where the inherited status flags cannot be set on the new
+// description: then the end shares its description as before.
 func reopenPrivate(fd, flags int) bool {
 	mode := flags & unix.O_ACCMODE
 	if flags&unix.O_PATH != 0 || (mode != unix.O_RDONLY && mode != unix.O_WRONLY) {

@@ -390,8 +390,8 @@ func (b *scratch) tryRead(fd uintptr) bool {
 // that would write the token could not run meanwhile), and when this end's
 // reads have lately waited less than spinWhen on average.
 //
-// The average takes in every wait, spun or parked, so it tells what a spin
-// would catch: a peer that answers within microseconds (a child echoing a
+// The average takes in every wait that found the pipe empty, spun or
+// parked, so it tells what a spin would catch: a peer that answers within microseconds (a child echoing a
 // token) keeps it low, and each token saves a thread wake-up; a peer that
 // writes seldom raises it at the first long wait, and the reads stop
 // spinning after at most one fruitless spin. A peer that has become quick
@@ -589,9 +589,9 @@ func importEnd(n uint64) (*sysFile, error) {
 	if reopenPrivate(fd, flFlags) {
 		return newSysFile(fd), nil // the inherited description is untouched
 	}
-	// Shared with the parent, then. Non-blocking first: it is the change that fails on a descriptor that
-	// cannot be read or written (Linux's O_PATH), and then nothing has been
-	// changed yet.
+	// Shared with the parent, then. Non-blocking first: it is the change
+	// that fails on a descriptor that cannot be read or written (Linux's
+	// O_PATH), and then nothing has been changed yet.
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flFlags|unix.O_NONBLOCK); err != nil {
 		return nil, fmt.Errorf("descriptor %d cannot be used for reading or writing: %w: %w", fd, os.NewSyscallError("fcntl", err), os.ErrInvalid)
 	}
