@@ -216,3 +216,23 @@ func TestBurstsStopTheSpin(t *testing.T) {
 		}
 	}
 }
+
+// A peer that has been slow for a long spell, not only silent once, gets
+// the spin back too once it is quick again, within the 25 waits the README
+// gives: each wait counts for at most longestWait, so however long the
+// spell lasted, the average starts no higher than that.
+func TestSpinComesBackAfterASlowSpell(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	var s sysFile
+	for range 1000 {
+		s.waited(10 * time.Millisecond) // a peer that writes seldom, for long
+	}
+	short := 0
+	for !s.shouldSpin() && short < 1000 {
+		s.waited(20 * time.Microsecond)
+		short++
+	}
+	if short > 25 {
+		t.Errorf("after a long spell of waits of 10 ms, %d waits of 20 µs before reads spin again, want at most 25", short)
+	}
+}
