@@ -48,8 +48,9 @@ func BenchmarkWriteRead(b *testing.B) {
 	}
 }
 
-// benchRawSyscalls, where set, is benchBareSyscalls with raw system calls,
-// as tokenpipe makes them where it can (Linux): the floor below that one.
+// benchRawSyscalls, where set (Linux), is benchBareSyscalls with raw system
+// calls, which tokenpipe does not make (see sysFile): the floor below that
+// one, to show what Go's system-call path costs.
 var benchRawSyscalls func(b *testing.B)
 
 // Two goroutines pass a token back and forth over two pipes. Run it with

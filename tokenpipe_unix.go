@@ -391,11 +391,12 @@ func (b *scratch) tryRead(fd uintptr) bool {
 // reads have lately waited less than spinWhen on average.
 //
 // The average takes in every wait that found the pipe empty, spun or
-// parked, so it tells what a spin would catch: a peer that answers within microseconds (a child echoing a
-// token) keeps it low, and each token saves a thread wake-up; a peer that
-// writes seldom raises it at the first long wait, and the reads stop
-// spinning after at most one fruitless spin. A peer that has become quick
-// again lowers it through the parked waits (the newest counts 1/8).
+// parked, so it tells what a spin would catch: a peer that answers within
+// microseconds (a child echoing a token) keeps it low, and each token saves
+// a thread wake-up; a peer that writes seldom raises it at the first long
+// wait, and the reads stop spinning after at most one fruitless spin. A
+// peer that has become quick again lowers it through the parked waits (the
+// newest counts 1/8).
 //
 // Why wider than the wait it expects: a spin that ends just before the
 // token arrives costs a wake-up on top, and on a virtual machine (2 CPUs,
