@@ -17,25 +17,25 @@ import (
 func TestSpinPolicy(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	var s sysFile
-	if s.shouldSpin() {
+	if s.shouldSpin(runtime.GOMAXPROCS(0)) {
 		t.Error("a reader spins with GOMAXPROCS=1, delaying the goroutine that would write")
 	}
 	runtime.GOMAXPROCS(2)
-	if !s.shouldSpin() {
+	if !s.shouldSpin(runtime.GOMAXPROCS(0)) {
 		t.Error("a fresh end does not spin with GOMAXPROCS=2")
 	}
 	for range 100 {
 		s.waited(5 * time.Microsecond) // a peer that answers at once
 	}
-	if !s.shouldSpin() {
+	if !s.shouldSpin(runtime.GOMAXPROCS(0)) {
 		t.Errorf("reads that waited 5 µs each do not spin (average %v)", time.Duration(s.waitAvg.Load()))
 	}
 	s.waited(time.Millisecond) // the peer has become slow
-	if s.shouldSpin() {
+	if s.shouldSpin(runtime.GOMAXPROCS(0)) {
 		t.Errorf("after a wait of 1 ms a read still spins (average %v): spins that cannot pay go on", time.Duration(s.waitAvg.Load()))
 	}
 	short := 0
-	for !s.shouldSpin() && short < 100 {
+	for !s.shouldSpin(runtime.GOMAXPROCS(0)) && short < 100 {
 		s.waited(20 * time.Microsecond) // quick again: the parked waits say so
 		short++
 	}
@@ -68,7 +68,7 @@ func TestSlowWriterStopsTheSpin(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if r.shouldSpin() {
+		if r.shouldSpin(runtime.GOMAXPROCS(0)) {
 			t.Fatalf("after %d reads that waited about 1 ms each, the next read would spin (average %v)", i+1, time.Duration(r.waitAvg.Load()))
 		}
 	}
@@ -98,7 +98,7 @@ func TestQueuedTokensDoNotYield(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitAvg.Store(0) // a quick peer: reads that wait spin
-	if !r.shouldSpin() {
+	if !r.shouldSpin(runtime.GOMAXPROCS(0)) {
 		t.Fatal("a read on an end whose reads waited 0 on average would not spin")
 	}
 	var stop, busy atomic.Bool
@@ -156,7 +156,7 @@ func TestTimedOutReadsStopTheSpin(t *testing.T) {
 			t.Fatalf("read on a quiet pipe: %v, want context.DeadlineExceeded", err)
 		}
 	}
-	if s := r.f.Load().sys; s.shouldSpin() {
+	if s := r.f.Load().sys; s.shouldSpin(runtime.GOMAXPROCS(0)) {
 		t.Errorf("after 3 reads that waited about 1 ms each and timed out, the next read would spin (average %v)", time.Duration(s.waitAvg.Load()))
 	}
 }
@@ -171,11 +171,11 @@ func TestSpinComesBackAfterSilence(t *testing.T) {
 		s.waited(5 * time.Microsecond)
 	}
 	s.waited(time.Hour)
-	if s.shouldSpin() {
+	if s.shouldSpin(runtime.GOMAXPROCS(0)) {
 		t.Fatalf("after a wait of an hour a read still spins (average %v)", time.Duration(s.waitAvg.Load()))
 	}
 	short := 0
-	for !s.shouldSpin() && short < 1000 {
+	for !s.shouldSpin(runtime.GOMAXPROCS(0)) && short < 1000 {
 		s.waited(20 * time.Microsecond)
 		short++
 	}
@@ -211,7 +211,7 @@ func TestBurstsStopTheSpin(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if i > 0 && r.shouldSpin() {
+		if i > 0 && r.shouldSpin(runtime.GOMAXPROCS(0)) {
 			t.Fatalf("after %d bursts of %d tokens a millisecond apart, the first read of the next would spin (average %v)", i+1, burst, time.Duration(r.waitAvg.Load()))
 		}
 	}
@@ -228,7 +228,7 @@ func TestSpinComesBackAfterASlowSpell(t *testing.T) {
 		s.waited(10 * time.Millisecond) // a peer that writes seldom, for long
 	}
 	short := 0
-	for !s.shouldSpin() && short < 1000 {
+	for !s.shouldSpin(runtime.GOMAXPROCS(0)) && short < 1000 {
 		s.waited(20 * time.Microsecond)
 		short++
 	}

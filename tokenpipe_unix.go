@@ -301,8 +301,9 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 	}
 	// With one P a read never spins, and the clock, read twice a wait,
 	// would only cost it (2% of a round trip between goroutines here).
-	timed := runtime.GOMAXPROCS(0) > 1
-	b.spin, b.empty = timed && s.shouldSpin(), false
+	procs := runtime.GOMAXPROCS(0) // takes the scheduler's lock: once a wait
+	timed := procs > 1
+	b.spin, b.empty = s.shouldSpin(procs), false
 	if timed {
 		b.start = time.Now()
 	}
@@ -384,11 +385,12 @@ func (b *scratch) tryRead(fd uintptr) bool {
 	}
 }
 
-// shouldSpin reports whether a read about to wait should spin first: with
-// more than one P (GOMAXPROCS, read afresh each time: it can change, and
-// since Go 1.25 follows a container's CPU quota; with one, the goroutine
-// that would write the token could not run meanwhile), and when this end's
-// reads have lately waited less than spinWhen on average.
+// shouldSpin reports whether a read about to wait should spin first, procs
+// being GOMAXPROCS, which waitRead reads afresh each wait (it can change,
+// and since Go 1.25 follows a container's CPU quota): with more than one P
+// (with one, the goroutine that would write the token could not run
+// meanwhile), and when this end's reads have lately waited less than
+// spinWhen on average.
 //
 // The average takes in every wait that found the pipe empty, spun or
 // parked, so it tells what a spin would catch: a peer that answers within
@@ -404,8 +406,8 @@ func (b *scratch) tryRead(fd uintptr) bool {
 // 25 µs spins that stopped after three failures, two processes passing a
 // token back and forth settled as often in both parking (19-28 µs a round
 // trip, no better than C's blocking reads) as in both spinning (7 µs).
-func (s *sysFile) shouldSpin() bool {
-	return runtime.GOMAXPROCS(0) > 1 && time.Duration(s.waitAvg.Load()) < spinWhen
+func (s *sysFile) shouldSpin(procs int) bool {
+	return procs > 1 && time.Duration(s.waitAvg.Load()) < spinWhen
 }
 
 // waited records that a read waited d (see waitRead). Concurrent readers may
