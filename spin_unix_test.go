@@ -34,12 +34,7 @@ func TestSpinPolicy(t *testing.T) {
 	if s.shouldSpin(runtime.GOMAXPROCS(0)) {
 		t.Errorf("after a wait of 1 ms a read still spins (average %v): spins that cannot pay go on", time.Duration(s.waitAvg.Load()))
 	}
-	short := 0
-	for !s.shouldSpin(runtime.GOMAXPROCS(0)) && short < 100 {
-		s.waited(20 * time.Microsecond) // quick again: the parked waits say so
-		short++
-	}
-	if short > 10 {
+	if short := quickWaitsToSpin(&s); short > 10 {
 		t.Errorf("after a wait of 1 ms, %d waits of 20 µs before reads spin again, want at most 10", short)
 	}
 }
@@ -49,25 +44,10 @@ func TestSpinPolicy(t *testing.T) {
 // of CPU.
 func TestSlowWriterStopsTheSpin(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	r, w, err := makePipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.close()
-	defer w.close()
+	r, w := spinPipe(t)
 	var rs, ws scratch
 	for i := range 3 {
-		done := make(chan error, 1)
-		go func() {
-			time.Sleep(time.Millisecond) // the writer's pace, not synchronisation
-			done <- w.write(tokenBytes[1:2], &ws)
-		}()
-		if _, err := r.read(&rs); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		readPacedBurst(t, r, w, &rs, &ws, 1)
 		if r.shouldSpin(runtime.GOMAXPROCS(0)) {
 			t.Fatalf("after %d reads that waited about 1 ms each, the next read would spin (average %v)", i+1, time.Duration(r.waitAvg.Load()))
 		}
@@ -82,21 +62,10 @@ func TestSlowWriterStopsTheSpin(t *testing.T) {
 // counts the reads after which it has run.
 func TestQueuedTokensDoNotYield(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	r, w, err := makePipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.close()
-	defer w.close()
+	r, w := spinPipe(t)
 	var rs, ws scratch
 	// One wait puts the end in the poller, where every later read goes.
-	go func() {
-		time.Sleep(time.Millisecond) // the writer's pace, not synchronisation
-		w.write(tokenBytes[1:2], &ws)
-	}()
-	if _, err := r.read(&rs); err != nil {
-		t.Fatal(err)
-	}
+	readPacedBurst(t, r, w, &rs, &ws, 1)
 	r.waitAvg.Store(0) // a quick peer: reads that wait spin
 	if !r.shouldSpin(runtime.GOMAXPROCS(0)) {
 		t.Fatal("a read on an end whose reads waited 0 on average would not spin")
@@ -174,12 +143,7 @@ func TestSpinComesBackAfterSilence(t *testing.T) {
 	if s.shouldSpin(runtime.GOMAXPROCS(0)) {
 		t.Fatalf("after a wait of an hour a read still spins (average %v)", time.Duration(s.waitAvg.Load()))
 	}
-	short := 0
-	for !s.shouldSpin(runtime.GOMAXPROCS(0)) && short < 1000 {
-		s.waited(20 * time.Microsecond)
-		short++
-	}
-	if short > 10 {
+	if short := quickWaitsToSpin(&s); short > 10 {
 		t.Errorf("after a wait of an hour, %d waits of 20 µs before reads spin again, want at most 10 as after 1 ms", short)
 	}
 }
@@ -189,28 +153,11 @@ func TestSpinComesBackAfterSilence(t *testing.T) {
 // read of each burst, the only one that would spin, spins in vain.
 func TestBurstsStopTheSpin(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	r, w, err := makePipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.close()
-	defer w.close()
+	r, w := spinPipe(t)
 	var rs, ws scratch
 	const burst = 16
 	for i := range 3 {
-		done := make(chan error, 1)
-		go func() {
-			time.Sleep(time.Millisecond) // the writer's pace, not synchronisation
-			done <- w.write(tokenBytes[1:1+burst], &ws)
-		}()
-		for range burst {
-			if _, err := r.read(&rs); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		readPacedBurst(t, r, w, &rs, &ws, burst)
 		if i > 0 && r.shouldSpin(runtime.GOMAXPROCS(0)) {
 			t.Fatalf("after %d bursts of %d tokens a millisecond apart, the first read of the next would spin (average %v)", i+1, burst, time.Duration(r.waitAvg.Load()))
 		}
@@ -227,12 +174,49 @@ func TestSpinComesBackAfterASlowSpell(t *testing.T) {
 	for range 1000 {
 		s.waited(10 * time.Millisecond) // a peer that writes seldom, for long
 	}
+	if short := quickWaitsToSpin(&s); short > 25 {
+		t.Errorf("after a long spell of waits of 10 ms, %d waits of 20 µs before reads spin again, want at most 25", short)
+	}
+}
+
+// spinPipe makes a pipe whose ends are closed after the test.
+func spinPipe(t *testing.T) (r, w *sysFile) {
+	t.Helper()
+	r, w, err := makePipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.close(); w.close() })
+	return r, w
+}
+
+// readPacedBurst has w write n tokens in one go a millisecond from now, the
+// pace of a writer that sends seldom, and reads them from r.
+func readPacedBurst(t *testing.T, r, w *sysFile, rs, ws *scratch, n int) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		time.Sleep(time.Millisecond) // the writer's pace, not synchronisation
+		done <- w.write(tokenBytes[1:1+n], ws)
+	}()
+	for range n {
+		if _, err := r.read(rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// quickWaitsToSpin records waits of 20 µs, as a peer that is quick again
+// gives through parked reads, until s would spin, and returns how many it
+// took (at most 1000).
+func quickWaitsToSpin(s *sysFile) int {
 	short := 0
-	for !s.shouldSpin(runtime.GOMAXPROCS(0)) && short < 1000 {
+	for !s.shouldSpin(2) && short < 1000 {
 		s.waited(20 * time.Microsecond)
 		short++
 	}
-	if short > 25 {
-		t.Errorf("after a long spell of waits of 10 ms, %d waits of 20 µs before reads spin again, want at most 25", short)
-	}
+	return short
 }
