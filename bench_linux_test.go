@@ -4,17 +4,11 @@ import (
 	"syscall"
 	"testing"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 func init() {
 	benchRawSyscalls = func(b *testing.B) {
-		var p [2]int
-		if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
+		p := nonblockingPipe(b)
 		buf := make([]byte, 1)
 		b.ReportAllocs()
 		for b.Loop() {

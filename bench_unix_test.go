@@ -13,16 +13,7 @@ import (
 // of one byte on a non-blocking pipe, with nothing around them but Go's
 // system-call path.
 func benchBareSyscalls(b *testing.B) {
-	var p [2]int
-	if err := unix.Pipe(p[:]); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
-	for _, fd := range p {
-		if err := unix.SetNonblock(fd, true); err != nil {
-			b.Fatal(err)
-		}
-	}
+	p := nonblockingPipe(b)
 	buf := make([]byte, 1)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -33,4 +24,20 @@ func benchBareSyscalls(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// nonblockingPipe makes a non-blocking pipe, closed after the benchmark.
+func nonblockingPipe(b *testing.B) [2]int {
+	b.Helper()
+	var p [2]int
+	if err := unix.Pipe(p[:]); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
+	for _, fd := range p {
+		if err := unix.SetNonblock(fd, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return p
 }
