@@ -8,8 +8,6 @@ import (
 	"os"
 	"testing"
 	"time"
-
-	"github.com/tokenpipe/tokenpipe"
 )
 
 func init() {
@@ -45,20 +43,12 @@ func trickleAfterCancel(t *testing.T, token string) (msg string, err error, hung
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	type res struct {
-		msg string
-		err error
-	}
-	done := make(chan res, 1)
-	go func() {
-		m, e := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
-		done <- res{m, e}
-	}()
+	done := goStartAndWait(ctx, cmd)
 	if line, rerr := bufio.NewReader(stdout).ReadString('\n'); line != "written\n" {
 		t.Fatalf("helper: %q, %v", line, rerr)
 	}
 	cancel()
-	var r res
+	var r started
 	select {
 	case r = <-done:
 	case <-time.After(hangGuard):

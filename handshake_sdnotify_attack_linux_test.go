@@ -128,15 +128,7 @@ func init() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), floodCtx)
 		defer cancel()
-		type result struct {
-			msg string
-			err error
-		}
-		done := make(chan result, 1)
-		go func() {
-			msg, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
-			done <- result{msg, err}
-		}()
+		done := goStartAndWait(ctx, cmd)
 		select {
 		case r := <-done:
 			fmt.Printf("returned (%q, %v)\n", r.msg, r.err)

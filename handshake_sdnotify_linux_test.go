@@ -142,18 +142,10 @@ func sdStartAndWait(t *testing.T, cmd *exec.Cmd) (string, error) {
 			t.Errorf("%d goroutines before, %d after:\n%s", goroutines, after, buf[:runtime.Stack(buf, true)])
 		}
 	})
-	type result struct {
-		msg string
-		err error
-	}
-	done := make(chan result, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		msg, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
-		done <- result{msg, err}
-	}()
-	var r result
+	done := goStartAndWait(ctx, cmd)
+	var r started
 	select {
 	case r = <-done:
 	case <-time.After(hangGuard):

@@ -268,6 +268,23 @@ func hsCommand(t *testing.T, helper string, args ...string) (*exec.Cmd, io.Write
 	return cmd, stdin
 }
 
+// started is what StartAndWait returned.
+type started struct {
+	msg string
+	err error
+}
+
+// goStartAndWait runs StartAndWait(ctx, cmd, readyEnv) in a goroutine; its
+// result comes on the channel.
+func goStartAndWait(ctx context.Context, cmd *exec.Cmd) <-chan started {
+	done := make(chan started, 1)
+	go func() {
+		msg, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+		done <- started{msg, err}
+	}()
+	return done
+}
+
 // startAndWait is StartAndWait with hangGuard as the deadline.
 func startAndWait(cmd *exec.Cmd) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
@@ -286,15 +303,7 @@ func cancelWhenWritten(t *testing.T, cmd *exec.Cmd) (string, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	type result struct {
-		msg string
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		msg, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
-		done <- result{msg, err}
-	}()
+	done := goStartAndWait(ctx, cmd)
 	// Ends with an error if the helper dies first, which the result shows.
 	bufio.NewReader(stdout).ReadString('\n')
 	cancel()
