@@ -20,16 +20,7 @@ import (
 // of its context (nor, with raw system calls, hold its P).
 func TestFromEnvEndOwnsItsDescription(t *testing.T) {
 	parentR, parentW := blockingPipe(t)
-	inherited, err := unix.Dup(parentR) // the child's copy: the same description
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(endEnv, strconv.Itoa(inherited))
-	r, err := tokenpipe.FromEnv(endEnv)
-	if err != nil {
-		unix.Close(inherited)
-		t.Fatal(err)
-	}
+	r, inherited := fromEnvCopy(t, parentR)
 	defer r.Close()
 	if nonblocking(t, parentR) {
 		t.Error("FromEnv made the description the parent holds non-blocking")
@@ -85,16 +76,7 @@ func TestFromEnvSharesWhatItCannotReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(parentW)
-	inherited, err := unix.Dup(parentW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(endEnv, strconv.Itoa(inherited))
-	w, err := tokenpipe.FromEnv(endEnv)
-	if err != nil {
-		unix.Close(inherited)
-		t.Fatal(err)
-	}
+	w, _ := fromEnvCopy(t, parentW)
 	defer w.Close()
 	if !nonblocking(t, parentW) {
 		t.Error("FromEnv reopened a FIFO with no reader, or left the shared end blocking")
@@ -102,6 +84,24 @@ func TestFromEnvSharesWhatItCannotReopen(t *testing.T) {
 	if err := w.TokenWrite(1); !errors.Is(err, io.ErrClosedPipe) {
 		t.Errorf("TokenWrite with no reader left: %v, want an error matching io.ErrClosedPipe", err)
 	}
+}
+
+// fromEnvCopy hands FromEnv a copy of the parent's descriptor, sharing its
+// open file description as an inherited one does, and returns the end and
+// the copy's number.
+func fromEnvCopy(t *testing.T, parent int) (*tokenpipe.TokenPipeEnd, int) {
+	t.Helper()
+	inherited, err := unix.Dup(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(endEnv, strconv.Itoa(inherited))
+	e, err := tokenpipe.FromEnv(endEnv)
+	if err != nil {
+		unix.Close(inherited)
+		t.Fatal(err)
+	}
+	return e, inherited
 }
 
 // blockingPipe makes a pipe as a shell would hand it over: blocking, and
