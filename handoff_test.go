@@ -521,3 +521,45 @@ func FuzzFromEnv(f *testing.F) {
 		}
 	})
 }
+
+// ExportTo writes into nothing the caller may share between commands: two
+// Cmds built from one base (environment, extra files or inherited handles,
+// with spare capacity) each hand their child the end exported to them.
+func TestExportToSharedExtraFiles(t *testing.T) {
+	cmds := []*exec.Cmd{helperCommand(t, "write-1-to-10"), helperCommand(t, "write-1-to-10")}
+	env := slices.Grow(slices.Clone(cmds[0].Env), 8)
+	unchanged := shareAttributes(cmds...)
+	var readEnds, writeEnds []*tokenpipe.TokenPipeEnd
+	for _, cmd := range cmds {
+		cmd.Env = env
+		r, w := mustMake(t)
+		readEnds, writeEnds = append(readEnds, r), append(writeEnds, w)
+		if err := w.ExportTo(cmd, endEnv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !unchanged() {
+		t.Error("ExportTo wrote into the attributes the commands share")
+	}
+	if got := env[:cap(env)][len(env)]; got != "" {
+		t.Errorf("ExportTo wrote %q into the environment the commands share", got)
+	}
+	for i, cmd := range cmds {
+		err := cmd.Start()
+		writeEnds[i].Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	}
+	for i, r := range readEnds {
+		for want := byte(1); want <= 10; want++ {
+			if tok, err := readWithin(t, r, hangGuard); tok != want || err != nil {
+				t.Fatalf("child %d: got (%d, %v), want (%d, nil): it inherited another's end", i, tok, err, want)
+			}
+		}
+		if tok, err := readWithin(t, r, hangGuard); err != io.EOF {
+			t.Fatalf("child %d: after its last token got (%d, %v), want io.EOF", i, tok, err)
+		}
+	}
+}

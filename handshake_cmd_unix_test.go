@@ -22,3 +22,14 @@ func callerSetup(t *testing.T, cmd *exec.Cmd, extra *os.File) string {
 func callerSetupSeen() bool {
 	return syscall.Getpgrp() == os.Getpid()
 }
+
+// shareAttributes gives cmds one ExtraFiles slice with spare capacity, as
+// code that builds its commands from one base does, and returns a check that
+// nothing was written into it.
+func shareAttributes(cmds ...*exec.Cmd) (unchanged func() bool) {
+	base := make([]*os.File, 0, 4)
+	for _, cmd := range cmds {
+		cmd.ExtraFiles = base
+	}
+	return func() bool { return base[:1][0] == nil }
+}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -788,14 +789,15 @@ func TestStartAndWaitKeepsCallerSetup(t *testing.T) {
 	value := callerSetup(t, cmd, w)
 	cmd.Args = append(cmd.Args, value)
 	attr := cmd.SysProcAttr
+	before := *attr
 	msg, err := startAndWait(cmd)
 	w.Close()
 	if err != nil || msg != "true" {
 		t.Fatalf("got (%q, %v), want (\"true\", nil): the caller's attributes were lost", msg, err)
 	}
 	cmd.Wait()
-	if cmd.SysProcAttr != attr {
-		t.Error("StartAndWait replaced cmd.SysProcAttr")
+	if !reflect.DeepEqual(*attr, before) {
+		t.Error("StartAndWait changed the caller's *SysProcAttr")
 	}
 	if got, err := io.ReadAll(r); string(got) != "extra" {
 		t.Fatalf("the caller's extra file got %q (%v), want \"extra\"", got, err)

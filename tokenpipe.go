@@ -265,9 +265,12 @@ func (e *TokenPipeEnd) AssignFrom(other *TokenPipeEnd) error {
 // ExportTo fails, leaving e as it was, when env is empty or contains '=' or
 // NUL, cmd is nil or already started, or could not inherit e (Windows:
 // SysProcAttr.NoInheritHandles), all matching os.ErrInvalid, or when e is
-// closed (os.ErrClosed) or already exported (ErrExported). On Unix it appends
-// to cmd.ExtraFiles, on Windows to cmd.SysProcAttr.AdditionalInheritedHandles;
-// do not reorder those afterwards.
+// closed (os.ErrClosed) or already exported (ErrExported). On Unix it adds e
+// to the end of cmd.ExtraFiles, on Windows to the end of
+// cmd.SysProcAttr.AdditionalInheritedHandles; do not reorder those
+// afterwards. It sets cmd.Env, cmd.ExtraFiles and (Windows) cmd.SysProcAttr to
+// new values and never writes into what they pointed to, so commands may
+// share those.
 func (e *TokenPipeEnd) ExportTo(cmd *exec.Cmd, env string) error {
 	const op = "ExportTo"
 	if err := checkEnvName(op, env); err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -553,10 +554,12 @@ func (s *sysFile) export(cmd *exec.Cmd) (string, error) {
 		s.setDeadlines()
 		return "", os.NewSyscallError("fcntl", err)
 	}
-	// os/exec numbers ExtraFiles from 3 in the child.
+	// os/exec numbers ExtraFiles from 3 in the child. A new array: the
+	// caller's may share its spare capacity with another Cmd's
+	// (TestExportToSharedExtraFiles).
 	value := strconv.Itoa(3 + len(cmd.ExtraFiles))
 	f := s.adopt()
-	cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	cmd.ExtraFiles = append(slices.Clip(cmd.ExtraFiles), f)
 	// cmd holds f now, and needs fd open until Start: an end dropped after
 	// ExportTo must not be closed under cmd. So from here f alone closes fd
 	// if dropped (its own finalizer, once neither cmd nor the end holds it),

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -234,10 +235,14 @@ func (s *sysFile) export(cmd *exec.Cmd) (string, error) {
 	// handle under cmd, and the value might name something else by Start.
 	// From here only close closes it.
 	s.cleanup.Stop()
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = new(syscall.SysProcAttr)
+	// A copy of the caller's attributes, and a new array for the handles:
+	// both may be shared with another Cmd (TestExportToSharedExtraFiles).
+	attr := new(syscall.SysProcAttr)
+	if cmd.SysProcAttr != nil {
+		*attr = *cmd.SysProcAttr
 	}
-	cmd.SysProcAttr.AdditionalInheritedHandles = append(cmd.SysProcAttr.AdditionalInheritedHandles, syscall.Handle(s.h))
+	attr.AdditionalInheritedHandles = append(slices.Clip(attr.AdditionalInheritedHandles), syscall.Handle(s.h))
+	cmd.SysProcAttr = attr
 	// An inherited handle has the same value in the child.
 	return strconv.FormatUint(uint64(s.h), 10), nil
 }
