@@ -1,6 +1,7 @@
 package tokenpipe_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -259,7 +260,7 @@ func TestStartAndWaitClosedEndThenReady(t *testing.T) {
 
 // Malformed datagrams are ignored, whatever comes after them counts.
 func TestStartAndWaitMalformedDatagrams(t *testing.T) {
-	cmd := sdSend(t, "garbage", "READY=0\nERRNO=abc\nSTATUS", "READY=1\x00", strings.Repeat("READY=1\n", 1000), "STATUS=fine\nREADY=1")
+	cmd := sdSend(t, "garbage", "READY=0\nerrno=5\nSTATUS", "ERRNO=5\x00", "READY=1\x00", strings.Repeat("READY=1\n", 1000), "STATUS=fine\nREADY=1")
 	msg, err := sdStartAndWait(t, cmd)
 	if err != nil || msg != "fine" {
 		t.Fatalf("got (%q, %v), want (\"fine\", nil)", msg, err)
@@ -429,13 +430,17 @@ func rawPipe(t *testing.T) (r *os.File, w int) {
 	return r, p[1]
 }
 
-// ERRNO= and READY=1 in one datagram are a failure.
+// Of ERRNO= and READY=1 in one datagram, the first counts, as
+// start-stop-daemon reads them (TestErrnoAsStartStopDaemon).
 func TestStartAndWaitErrnoWithReady(t *testing.T) {
 	needProgram(t, "systemd-notify")
-	cmd := exec.Command("systemd-notify", "STATUS=confused", "READY=1", "ERRNO=3") // one datagram
-	_, err := sdStartAndWait(t, cmd)
-	if !errors.Is(err, tokenpipe.ErrChildFailed) || !errors.Is(err, syscall.Errno(3)) {
-		t.Fatalf("got %v, want ErrChildFailed with errno 3", err)
+	cmd := exec.Command("systemd-notify", "STATUS=confused", "ERRNO=3", "READY=1") // one datagram
+	if _, err := sdStartAndWait(t, cmd); !errors.Is(err, tokenpipe.ErrChildFailed) || !errors.Is(err, syscall.Errno(3)) {
+		t.Fatalf("ERRNO= first: got %v, want ErrChildFailed with errno 3", err)
+	}
+	cmd = exec.Command("systemd-notify", "STATUS=confused", "READY=1", "ERRNO=3")
+	if msg, err := sdStartAndWait(t, cmd); err != nil || msg != "confused" {
+		t.Fatalf("READY=1 first: got (%q, %v), want (\"confused\", nil)", msg, err)
 	}
 }
 
@@ -549,5 +554,49 @@ func TestStartAndWaitHostileChild(t *testing.T) {
 	}
 	if after := settledGoroutines(goroutines); after > goroutines {
 		t.Errorf("%d goroutines before, %d after", goroutines, after)
+	}
+}
+
+// ERRNO= is read as start-stop-daemon reads it, whatever its spelling, and
+// the first decisive line counts: the real start-stop-daemon and StartAndWait
+// are sent the same datagrams, and either both fail or neither does; where
+// start-stop-daemon cannot parse the errno, StartAndWait says so too.
+func TestErrnoAsStartStopDaemon(t *testing.T) {
+	ssd := needProgram(t, "start-stop-daemon")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := [][]string{{"READY=1\nERRNO=5"}, {"STATUS=x\nERRNO=5\nREADY=1"}}
+	for _, v := range []string{"5", "05", "+5", " 5", "\t5", "2147483647", "2147483648", "0", "-0", "-5", "", "abc", "5 ", "0x5"} {
+		cases = append(cases, []string{"STATUS=starting\nERRNO=" + v, "READY=1"})
+	}
+	for _, msgs := range cases {
+		t.Run(strconv.Quote(strings.Join(msgs, "|")), func(t *testing.T) {
+			quoted := make([]string, len(msgs))
+			for i, m := range msgs {
+				quoted[i] = strconv.Quote(m)
+			}
+			// --pidfile, not --exec: start-stop-daemon takes any process
+			// running the test binary for the daemon, already running.
+			pidfile := filepath.Join(t.TempDir(), "pid")
+			ssdCmd := exec.Command(ssd, append([]string{"--start", "--background", "--notify-await",
+				"--notify-timeout", "10", "--pidfile", pidfile, "--make-pidfile", "--startas", exe, "--"}, quoted...)...)
+			ssdCmd.Env = helperCommand(t, "sd-send").Env
+			out, err := ssdCmd.CombinedOutput()
+			if _, ok := err.(*exec.ExitError); err != nil && !ok {
+				t.Fatal(err)
+			}
+			ssdFailed := ssdCmd.ProcessState.ExitCode() != 0
+			ssdUnparsed := bytes.Contains(out, []byte("cannot parse errno"))
+
+			// Its standard input is the null device: it sends and exits.
+			msg, err := sdStartAndWait(t, helperCommand(t, "sd-send", quoted...))
+			failed := errors.Is(err, tokenpipe.ErrChildFailed)
+			unparsed := failed && strings.Contains(err.Error(), "which is not a number")
+			if failed != ssdFailed || (!failed && err != nil) || unparsed != ssdUnparsed {
+				t.Fatalf("start-stop-daemon: failed %v (%s); StartAndWait: (%q, %v)", ssdFailed, bytes.TrimSpace(out), msg, err)
+			}
+		})
 	}
 }

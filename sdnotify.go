@@ -3,6 +3,7 @@ package tokenpipe
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -36,8 +37,10 @@ const failErrno = 5
 
 // notifyState is what the sd_notify datagrams received so far say.
 type notifyState struct {
-	ready  bool   // READY=1 was seen
-	errno  int    // the last ERRNO= with a positive value, or 0
+	ready  bool   // READY=1 came first
+	failed bool   // an ERRNO= line came first
+	errno  int    // its value, or -1 if it is not a number (see parseErrno)
+	value  string // the ERRNO= line's value as sent
 	status string // the last STATUS= value
 }
 
@@ -48,17 +51,22 @@ type notifyResult struct {
 	err   error
 }
 
-// decided reports whether the datagrams so far decide the wait: an ERRNO=
-// (failure) or a READY=1 (ready). A failure decides even after READY=1 in the
-// same datagram; the first decision is the one that counts.
+// decided reports whether the datagrams so far decide the wait.
 func (s *notifyState) decided() bool {
-	return s.ready || s.errno != 0
+	return s.ready || s.failed
 }
 
-// parse adds what one datagram says to s. A datagram that contains a NUL
-// byte is ignored whole, as systemd does; lines that are not KEY=VALUE, keys
-// that are not READY, STATUS or ERRNO, and values that do not parse (READY=0,
-// ERRNO=abc, ERRNO=0) are ignored one by one. Nothing a datagram holds can
+// parse adds what one datagram says to s, line by line. The first line that
+// decides counts, as start-stop-daemon (wait_for_notify) reads them, and
+// later ones are ignored, but for STATUS=: READY=1 (exactly) is ready; any line that begins with ERRNO= is a
+// failure, whatever follows (start-stop-daemon exits at once on every
+// ERRNO= line: "program failed to initialize" with the errno it parses, or
+// "cannot parse errno notification"). systemd differs: it only records the
+// errno (systemctl status shows it) and waits on for READY=1 or the
+// process's exit.
+//
+// A datagram that contains a NUL byte is ignored whole, as systemd does;
+// other lines and keys are ignored one by one. Nothing a datagram holds can
 // make parse fail.
 func (s *notifyState) parse(datagram []byte) {
 	if bytes.IndexByte(datagram, 0) >= 0 {
@@ -66,26 +74,36 @@ func (s *notifyState) parse(datagram []byte) {
 	}
 	for line := range bytes.SplitSeq(datagram, []byte("\n")) {
 		key, value, ok := bytes.Cut(line, []byte("="))
-		if !ok {
-			continue
-		}
-		switch string(key) {
-		case "READY":
-			if string(value) == "1" {
-				s.ready = true
-			}
-		case "STATUS":
+		switch {
+		case !ok:
+		case string(key) == "STATUS":
 			s.status = strings.ToValidUTF8(string(value), "\uFFFD")
-		case "ERRNO":
-			// A positive decimal that fits an errno, however written
-			// (start-stop-daemon takes "05" and "+5" for 5, and fails on
-			// them); ERRNO=0 says "no error", and a value that is no number
-			// says nothing.
-			if n, err := strconv.ParseInt(string(value), 10, 32); err == nil && n > 0 {
-				s.errno = int(n)
-			}
+		case s.decided():
+		case string(key) == "READY":
+			s.ready = string(value) == "1"
+		case string(key) == "ERRNO":
+			s.failed, s.errno, s.value = true, parseErrno(string(value)), string(value)
 		}
 	}
+}
+
+// parseErrno reads an ERRNO= value as start-stop-daemon's parse_unsigned
+// does (C's strtol in base 10: leading white space and a sign allowed,
+// nothing after the digits, 0 to INT_MAX), and returns -1 where that fails.
+func parseErrno(v string) int {
+	v = strings.TrimLeft(v, " \t\n\v\f\r") // isspace in the C locale
+	neg := strings.HasPrefix(v, "-")
+	if neg || strings.HasPrefix(v, "+") {
+		v = v[1:]
+	}
+	if v == "" || strings.TrimLeft(v, "0123456789") != "" {
+		return -1
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || (neg && n != 0) {
+		return -1
+	}
+	return int(n)
 }
 
 // formatNotify makes the message that reports status and then, if errno is
@@ -153,11 +171,22 @@ func (h *handshake) concludeNotify(ctx context.Context, res notifyResult) (strin
 		return "", fmt.Errorf("%w (killed the child: %s)", res.err, h.status())
 	}
 	status := cleanMessage(res.state.status)
-	if res.state.errno == 0 {
+	if !res.state.failed {
 		return status, nil
 	}
-	cause := fmt.Errorf("ERRNO=%d: %w", res.state.errno, errnoError(res.state.errno))
-	return h.failed(ctx, status, reasonOrNone(status), cause)
+	return h.failed(ctx, status, reasonOrNone(status), res.state.errnoCause())
+}
+
+// errnoCause describes the ERRNO= line that decided: with the errno's text
+// and matching it where it is a positive number.
+func (s *notifyState) errnoCause() error {
+	switch {
+	case s.errno > 0:
+		return fmt.Errorf("ERRNO=%d: %w", s.errno, errnoError(s.errno))
+	case s.errno == 0:
+		return errors.New("ERRNO=0")
+	}
+	return fmt.Errorf("ERRNO=%q, which is not a number", s.value)
 }
 
 // exitedChan returns a channel that is closed once the child has exited, or

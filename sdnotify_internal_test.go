@@ -14,13 +14,29 @@ func TestNotifyParse(t *testing.T) {
 	}{
 		{"ready with status after it", []string{"READY=1\nSTATUS=up"}, notifyState{ready: true, status: "up"}},
 		{"last status counts", []string{"STATUS=a", "STATUS=b\n", "READY=1"}, notifyState{ready: true, status: "b"}},
-		{"errno", []string{"STATUS=bad\nERRNO=5"}, notifyState{errno: 5, status: "bad"}},
+		{"errno", []string{"STATUS=bad\nERRNO=5"}, notifyState{failed: true, errno: 5, value: "5", status: "bad"}},
 		{"unknown keys", []string{"MAINPID=1\nEXTEND_TIMEOUT_USEC=5\nWATCHDOG=1\nBARRIER=1\nX_Y=z"}, notifyState{}},
-		{"malformed lines", []string{"READY\n=1\nREADY=0\nREADY=yes\nREADY=1 \n\n\nERRNO=\nERRNO=0\nERRNO=-1\nERRNO=x\nERRNO=99999999999"}, notifyState{}},
-		// start-stop-daemon fails on these, so they must not pass for
-		// nothing before a READY=1.
-		{"errno written otherwise", []string{"ERRNO=05"}, notifyState{errno: 5}},
-		{"errno with a sign", []string{"ERRNO=+7"}, notifyState{errno: 7}},
+		{"malformed lines", []string{"READY\n=1\nREADY=0\nREADY=yes\nREADY=1 \n\n\nerrno=5\nERRNO\n ERRNO=5"}, notifyState{}},
+		// The first decisive line counts, as start-stop-daemon reads them.
+		{"ready, then errno", []string{"READY=1\nERRNO=5\nSTATUS=s"}, notifyState{ready: true, status: "s"}},
+		{"errno, then ready", []string{"ERRNO=5\nREADY=1"}, notifyState{failed: true, errno: 5, value: "5"}},
+		{"errno in a later datagram", []string{"READY=1", "ERRNO=5"}, notifyState{ready: true}},
+		// Every ERRNO= line is a failure, as start-stop-daemon exits on
+		// each; the errno is what its parse_unsigned makes of the value.
+		{"errno with leading zero", []string{"ERRNO=05"}, notifyState{failed: true, errno: 5, value: "05"}},
+		{"errno with a sign", []string{"ERRNO=+7"}, notifyState{failed: true, errno: 7, value: "+7"}},
+		{"errno after a space", []string{"ERRNO= 5"}, notifyState{failed: true, errno: 5, value: " 5"}},
+		{"errno after a tab", []string{"ERRNO=\t5"}, notifyState{failed: true, errno: 5, value: "\t5"}},
+		{"errno INT_MAX", []string{"ERRNO=2147483647"}, notifyState{failed: true, errno: 2147483647, value: "2147483647"}},
+		{"errno past INT_MAX", []string{"ERRNO=2147483648"}, notifyState{failed: true, errno: -1, value: "2147483648"}},
+		{"errno far past", []string{"ERRNO=99999999999999999999"}, notifyState{failed: true, errno: -1, value: "99999999999999999999"}},
+		{"errno 0", []string{"ERRNO=0"}, notifyState{failed: true, errno: 0, value: "0"}},
+		{"errno -0", []string{"ERRNO=-0"}, notifyState{failed: true, errno: 0, value: "-0"}},
+		{"errno negative", []string{"ERRNO=-5"}, notifyState{failed: true, errno: -1, value: "-5"}},
+		{"errno empty", []string{"ERRNO="}, notifyState{failed: true, errno: -1, value: ""}},
+		{"errno with a space after", []string{"ERRNO=5 "}, notifyState{failed: true, errno: -1, value: "5 "}},
+		{"errno in hex", []string{"ERRNO=0x5"}, notifyState{failed: true, errno: -1, value: "0x5"}},
+		{"errno not a number", []string{"ERRNO=abc"}, notifyState{failed: true, errno: -1, value: "abc"}},
 		{"NUL ignores the whole datagram", []string{"STATUS=x\x00\nREADY=1"}, notifyState{}},
 		{"invalid UTF-8 in status", []string{"STATUS=a\xffb"}, notifyState{status: "a\uFFFDb"}},
 		{"CRLF is not a line ending", []string{"READY=1\r\n"}, notifyState{}},
@@ -55,7 +71,7 @@ func TestNotifyFormat(t *testing.T) {
 		}
 		var s notifyState
 		s.parse(formatNotify(tc.status, tc.errno, tc.ready))
-		if s.ready != (tc.ready && tc.errno == 0) || s.errno != tc.errno {
+		if s.ready != (tc.ready && tc.errno == 0) || s.failed != (tc.errno != 0) || s.errno != tc.errno {
 			t.Errorf("parsing formatNotify(%q, %d, %v) gave %+v", tc.status, tc.errno, tc.ready, s)
 		}
 	}
