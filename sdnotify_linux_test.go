@@ -370,22 +370,30 @@ func TestSendNotifyBadSockets(t *testing.T) {
 	}
 }
 
-// An abstract socket name (Linux) works as well as a path.
+// An abstract socket name (Linux) works as well as a path, up to the full
+// 108 bytes of sun_path ('@' and 107 more: an abstract name needs no NUL),
+// and one byte more is refused.
 func TestSendNotifyAbstract(t *testing.T) {
-	name := fmt.Sprintf("@tokenpipe-test-%d", os.Getpid())
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
+	short := fmt.Sprintf("@tokenpipe-test-%d-", os.Getpid())
+	full := short + strings.Repeat("x", 108-len(short))
+	for _, name := range []string{short, full} {
+		conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if err := tokenpipe.SendNotify(name, []byte("READY=1\n")); err != nil {
+			t.Fatalf("%d-byte name: %v", len(name), err)
+		}
+		buf := make([]byte, 100)
+		conn.SetReadDeadline(time.Now().Add(hangGuard))
+		n, err := conn.Read(buf)
+		if err != nil || string(buf[:n]) != "READY=1\n" {
+			t.Fatalf("%d-byte name: received (%q, %v)", len(name), buf[:n], err)
+		}
 	}
-	defer conn.Close()
-	if err := tokenpipe.SendNotify(name, []byte("READY=1\n")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 100)
-	conn.SetReadDeadline(time.Now().Add(hangGuard))
-	n, err := conn.Read(buf)
-	if err != nil || string(buf[:n]) != "READY=1\n" {
-		t.Fatalf("received (%q, %v)", buf[:n], err)
+	if err := tokenpipe.SendNotify(full+"x", []byte("READY=1\n")); !errors.Is(err, os.ErrInvalid) {
+		t.Fatalf("109-byte name: got %v, want os.ErrInvalid", err)
 	}
 }
 

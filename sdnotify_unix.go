@@ -32,7 +32,10 @@ const notifySendTimeout = 5 * time.Second
 
 // maxSocketPath is the longest socket path that fits sockaddr_un's sun_path
 // with its terminating NUL: 107 bytes on Linux, 103 on the BSDs and macOS.
-// libsystemd refuses a NOTIFY_SOCKET that leaves no room for the NUL.
+// libsystemd refuses a NOTIFY_SOCKET path that leaves no room for the NUL.
+// An abstract name needs none: its '@', which stands for a leading NUL,
+// and up to 107 more bytes fill sun_path (unix(7); Go's net package and
+// libsystemd take those too; TestSendNotifyAbstract).
 var maxSocketPath = len(unix.RawSockaddrUnix{}.Path) - 1
 
 // sendNotify sends msg as one datagram to the socket addr names: an absolute
@@ -56,8 +59,12 @@ func sendNotify(addr string, msg []byte) error {
 		// machines; not supported here.
 		return fail(fmt.Errorf("not an absolute path or an abstract @name: %w", os.ErrInvalid))
 	}
-	if len(addr) > maxSocketPath {
-		return fail(fmt.Errorf("longer than the %d bytes a socket address holds: %w", maxSocketPath, os.ErrInvalid))
+	limit := maxSocketPath
+	if addr[0] == '@' {
+		limit++
+	}
+	if len(addr) > limit {
+		return fail(fmt.Errorf("longer than the %d bytes a socket address holds: %w", limit, os.ErrInvalid))
 	}
 	// The net package makes the socket close-on-exec and non-blocking, so a
 	// deadline can bound the send.
