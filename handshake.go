@@ -118,6 +118,19 @@ func describe(reason error) (text string, errno int) {
 	return text, errnoOf(reason)
 }
 
+// checkReportEnv checks the name of the variable that carries a handshake's
+// end: as for ExportTo, and never NOTIFY_SOCKET, which StartAndWait sets for
+// the sd_notify channel and Ready and Fail read as such.
+func checkReportEnv(op, env string) error {
+	if err := checkEnvName(op, env); err != nil {
+		return err
+	}
+	if envKeyEqual(env, notifySocketEnv) {
+		return fmt.Errorf("tokenpipe: %s: %s is the sd_notify socket's variable, not a name for the end: %w", op, env, os.ErrInvalid)
+	}
+	return nil
+}
+
 // reportMu makes each report go out on every channel before another call
 // looks for one, so that only the first report goes out, on all of them.
 var reportMu sync.Mutex
@@ -125,6 +138,9 @@ var reportMu sync.Mutex
 // report sends one report on every channel present: the end exported under
 // env, and the socket NOTIFY_SOCKET names. It succeeds if one took it.
 func report(op, env string, token byte, text string, errno int) error {
+	if err := checkReportEnv(op, env); err != nil {
+		return err
+	}
 	reportMu.Lock()
 	defer reportMu.Unlock()
 	text = cleanMessage(text)
@@ -298,7 +314,7 @@ func StartAndWait(ctx context.Context, cmd *exec.Cmd, env string) (msg string, e
 	case cmd.Process != nil:
 		return "", fmt.Errorf("tokenpipe: %s: %s: command already started: %w", op, cmd.Path, os.ErrInvalid)
 	}
-	if err := checkEnvName(op, env); err != nil {
+	if err := checkReportEnv(op, env); err != nil {
 		return "", err
 	}
 	if err := ctx.Err(); err != nil {

@@ -619,9 +619,10 @@ func TestStartAndWaitBadArguments(t *testing.T) {
 			_, err := tokenpipe.StartAndWait(context.Background(), started, readyEnv)
 			return nil, err
 		},
-		"empty env":    badEnv(t, ""),
-		"env with =":   badEnv(t, "A=B"),
-		"env with NUL": badEnv(t, "A\x00B"),
+		"empty env":     badEnv(t, ""),
+		"env with =":    badEnv(t, "A=B"),
+		"env with NUL":  badEnv(t, "A\x00B"),
+		"NOTIFY_SOCKET": badEnv(t, "NOTIFY_SOCKET"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			var cmd *exec.Cmd
@@ -774,6 +775,9 @@ func TestReportNotExported(t *testing.T) {
 	}
 	if err := tokenpipe.Fail("", nil); !errors.Is(err, os.ErrInvalid) {
 		t.Errorf("Fail with an empty name: got %v, want os.ErrInvalid", err)
+	}
+	if err := tokenpipe.Ready("NOTIFY_SOCKET", "x"); !errors.Is(err, os.ErrInvalid) {
+		t.Errorf("Ready with NOTIFY_SOCKET for the end: got %v, want os.ErrInvalid", err)
 	}
 }
 
