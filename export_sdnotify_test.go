@@ -1,6 +1,9 @@
 package tokenpipe
 
-import "time"
+import (
+	"syscall"
+	"time"
+)
 
 // The sd_notify layer's internals, for the tests in package tokenpipe_test,
 // which run helpers in child processes.
@@ -16,8 +19,9 @@ type NotifyResult struct {
 	Err    error
 }
 
-func ListenNotify() (*NotifyListener, error) {
-	l, err := listenNotify()
+// ListenNotify listens as StartAndWait does for a child started with attr.
+func ListenNotify(attr *syscall.SysProcAttr) (*NotifyListener, error) {
+	l, err := listenNotify(attr)
 	if err != nil {
 		return nil, err
 	}

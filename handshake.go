@@ -322,7 +322,7 @@ func StartAndWait(ctx context.Context, cmd *exec.Cmd, env string) (msg string, e
 	}
 	h := &handshake{cmd: cmd}
 	if notifySupported {
-		if h.notify, err = listenNotify(); err != nil {
+		if h.notify, err = listenNotify(cmd.SysProcAttr); err != nil {
 			return "", &opError{op, err}
 		}
 		defer h.notify.close()

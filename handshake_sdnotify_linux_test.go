@@ -1,6 +1,7 @@
 package tokenpipe_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -598,5 +600,95 @@ func TestErrnoAsStartStopDaemon(t *testing.T) {
 				t.Fatalf("start-stop-daemon: failed %v (%s); StartAndWait: (%q, %v)", ssdFailed, bytes.TrimSpace(out), msg, err)
 			}
 		})
+	}
+}
+
+// A daemon that a root launcher starts as an unprivileged user, and that
+// speaks only sd_notify, is heard: systemd-notify run as nobody.
+func TestStartAndWaitChildUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("not root: cannot start a child as another user")
+	}
+	cmd := exec.Command(needProgram(t, "systemd-notify"), "--ready", "--status=up as nobody")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	msg, err := sdStartAndWait(t, cmd)
+	if err != nil || msg != "up as nobody" {
+		t.Fatalf("got (%q, %v), want (\"up as nobody\", nil)", msg, err)
+	}
+}
+
+func init() {
+	// sd-ready-lingering-socket connects to the TCP address arg, fills the
+	// connection until the peer, which never reads, takes no more, sets
+	// SO_LINGER so that the last close of the socket blocks for a minute,
+	// and sends it to NOTIFY_SOCKET with STATUS=up and READY=1. Then it
+	// closes its own copy, says "closed" on standard output, and waits
+	// for standard input to close.
+	helpers["sd-ready-lingering-socket"] = func() int {
+		conn, err := net.Dial("tcp", os.Args[1])
+		if err != nil {
+			return helperExit(3, err)
+		}
+		tcp := conn.(*net.TCPConn)
+		if err := tcp.SetLinger(60); err != nil {
+			return helperExit(3, err)
+		}
+		rc, err := tcp.SyscallConn()
+		if err != nil {
+			return helperExit(3, err)
+		}
+		var fd int
+		rc.Control(func(s uintptr) {
+			fd = int(s)
+			for buf := make([]byte, 64<<10); ; {
+				if _, err := unix.Write(fd, buf); err != nil {
+					break // EAGAIN: full
+				}
+			}
+		})
+		if err := sendRaw("STATUS=up\nREADY=1", unix.UnixRights(fd)); err != nil {
+			return helperExit(3, err)
+		}
+		conn.Close() // not the last reference: returns at once
+		fmt.Println("closed")
+		holdStdin()
+		return 0
+	}
+}
+
+// What a datagram says counts at once, whatever its descriptors do: a TCP
+// socket with SO_LINGER and unsent data, whose last close blocks for a
+// minute, comes with READY=1, and the sender has closed its copy (the hook
+// holds the listener until then), so the listener's close is the last. The
+// daemon is ready at once, and the socket is still closed, later, by
+// something nothing waits for: once the peer reads, the connection ends.
+func TestStartAndWaitBlockingDescriptor(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() }) // after sdStartAndWait's count
+	cmd, _ := hsCommand(t, "sd-ready-lingering-socket", ln.Addr().String())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	restore := tokenpipe.SetReceiveHook(func() {
+		once.Do(func() { bufio.NewReader(stdout).ReadString('\n') })
+	})
+	msg, err := sdStartAndWait(t, cmd)
+	restore()
+	if err != nil || msg != "up" {
+		t.Fatalf("got (%q, %v), want (\"up\", nil)", msg, err)
+	}
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(hangGuard))
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		t.Fatalf("the connection did not end: the socket was not closed: %v", err)
 	}
 }

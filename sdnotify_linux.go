@@ -46,3 +46,32 @@ func parseCredentials(h *unix.Cmsghdr, data []byte) (uid int, ok bool) {
 // recvFlags makes recvmsg mark the descriptors it installs close-on-exec at
 // once, so that no child started meanwhile inherits them.
 const recvFlags = unix.MSG_CMSG_CLOEXEC
+
+// childIDs returns the user and group that attr makes the child run as, as
+// this process sees them (the kernel's credentials on a datagram are mapped
+// into the receiver's user namespace): attr.Credential's, mapped through
+// attr's mappings where the child gets a user namespace of its own. ok is
+// false where attr sets no user, or one the mappings do not cover (Start
+// then fails).
+func childIDs(attr *syscall.SysProcAttr) (uid, gid int, ok bool) {
+	if attr == nil || attr.Credential == nil {
+		return 0, 0, false
+	}
+	uid, gid = int(attr.Credential.Uid), int(attr.Credential.Gid)
+	if attr.Cloneflags&syscall.CLONE_NEWUSER == 0 {
+		return uid, gid, true
+	}
+	uid, uok := mapID(attr.UidMappings, uid)
+	gid, gok := mapID(attr.GidMappings, gid)
+	return uid, gid, uok && gok
+}
+
+// mapID maps id in a child's user namespace to this process's.
+func mapID(mappings []syscall.SysProcIDMap, id int) (int, bool) {
+	for _, m := range mappings {
+		if id >= m.ContainerID && id-m.ContainerID < m.Size {
+			return m.HostID + id - m.ContainerID, true
+		}
+	}
+	return 0, false
+}

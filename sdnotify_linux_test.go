@@ -43,9 +43,12 @@ func needProgram(t *testing.T, name string) string {
 
 // listen makes a listener that is closed at the end of the test, and checks
 // then that its directory is gone.
-func listen(t *testing.T) *tokenpipe.NotifyListener {
+func listen(t *testing.T) *tokenpipe.NotifyListener { return listenFor(t, nil) }
+
+// listenFor listens as StartAndWait does for a child started with attr.
+func listenFor(t *testing.T, attr *syscall.SysProcAttr) *tokenpipe.NotifyListener {
 	t.Helper()
-	l, err := tokenpipe.ListenNotify()
+	l, err := tokenpipe.ListenNotify(attr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +246,7 @@ func TestNotifyListenerFlood(t *testing.T) {
 // Close leaves no goroutine, descriptor, socket or directory behind.
 func TestNotifyListenerCloseLeavesNothing(t *testing.T) {
 	cycle := func() {
-		l, err := tokenpipe.ListenNotify()
+		l, err := tokenpipe.ListenNotify(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -413,5 +416,30 @@ func TestNotifyListenerDrain(t *testing.T) {
 		if ok != decisive || (ok && (!r.Ready || r.Status != "49")) {
 			t.Fatalf("sent READY=1: %v; after drain got (%+v, %v)", decisive, r, ok)
 		}
+	}
+}
+
+// A child run as another user (a root launcher starting a daemon as an
+// unprivileged user) can reach the socket, as under start-stop-daemon
+// --chuid, and its datagrams count; a third user's do not.
+func TestNotifyListenerChildUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("not root: cannot start a child as another user, nor send with another user's credentials")
+	}
+	const child, other = 65534, 65533
+	l := listenFor(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: child, Gid: child}})
+	for _, path := range []string{filepath.Dir(l.Addr()), l.Addr()} {
+		var st unix.Stat_t
+		if err := unix.Lstat(path, &st); err != nil || st.Uid != child || st.Gid != child {
+			t.Fatalf("%s: owner %d:%d (%v), want the child's %d:%d", path, st.Uid, st.Gid, err, child, child)
+		}
+	}
+	claim := func(uid uint32) []byte {
+		return unix.UnixCredentials(&unix.Ucred{Pid: int32(os.Getpid()), Uid: uid, Gid: uid})
+	}
+	send(t, l.Addr(), []byte("STATUS=other user\nREADY=1"), claim(other))
+	send(t, l.Addr(), []byte("STATUS=child\nERRNO=5"), claim(child))
+	if r := awaitDecision(t, l); r.Ready || r.Errno != 5 || r.Status != "child" {
+		t.Fatalf("got %+v, want the child user's ERRNO=5", r)
 	}
 }

@@ -5,6 +5,7 @@ package tokenpipe
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // notifySupported reports whether this platform has sd_notify sockets. On
@@ -32,7 +33,9 @@ type notifyListener struct {
 // datagrams from another user (checked on Linux, where the kernel attaches
 // the sender's credentials) and truncated datagrams are dropped. The caller
 // must call close, which removes socket and directory.
-func listenNotify() (*notifyListener, error) { return nil, errors.ErrUnsupported }
+func listenNotify(attr *syscall.SysProcAttr) (*notifyListener, error) {
+	return nil, errors.ErrUnsupported
+}
 
 // drain makes the receive goroutine read every datagram queued now, send
 // its result if they decide, and stop; it returns once the goroutine has.

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -84,59 +85,82 @@ func sendNotify(addr string, msg []byte) error {
 // sd_notify, in a directory of its own, and the goroutine that reads it.
 type notifyListener struct {
 	conn *net.UnixConn
-	dir  string // the private directory holding the socket
-	addr string // the socket's path: the child's NOTIFY_SOCKET
+	dir  string   // the private directory holding the socket
+	root *os.Root // dir, held open: what dir named when it was made
+	addr string   // the socket's path: the child's NOTIFY_SOCKET
+
+	owner, peer int // the users whose datagrams count (peer -1: none other)
 
 	decision chan notifyResult // receives the first result that decides, once
 	draining atomic.Bool       // set by drain: read what is queued, then stop
 	done     chan struct{}     // closed when the receive goroutine has returned
+	closer   fdCloser          // closes the descriptors datagrams carry
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
 // listenNotify makes a private directory (mode 0700) and a datagram socket in
-// it, and starts reading reports from the socket. Every descriptor a datagram
-// carries is closed at once, so that a sender waiting for BARRIER=1 goes on;
-// datagrams from another user (checked on Linux, where the kernel attaches
+// it, and starts reading reports from the socket. When attr makes the child
+// run as another user, the directory and socket are handed to that user, as
+// start-stop-daemon --chuid does, and that user's datagrams count too.
+// Every descriptor a datagram carries is closed, in a goroutine of its own;
+// datagrams from other users (checked on Linux, where the kernel attaches
 // the sender's credentials) and truncated datagrams are dropped. The caller
 // must call close, which removes socket and directory.
-func listenNotify() (*notifyListener, error) {
-	dir, err := makeSocketDir()
+func listenNotify(attr *syscall.SysProcAttr) (*notifyListener, error) {
+	dir, root, err := makeSocketDir()
 	if err != nil {
 		return nil, err
 	}
-	addr := filepath.Join(dir, "notify")
+	l := &notifyListener{
+		dir:      dir,
+		root:     root,
+		addr:     filepath.Join(dir, "notify"),
+		owner:    os.Getuid(),
+		peer:     -1,
+		decision: make(chan notifyResult, 1),
+		done:     make(chan struct{}),
+	}
+	if err := l.listen(attr); err != nil {
+		close(l.done)
+		return nil, errors.Join(err, l.close())
+	}
+	return l, nil
+}
+
+// listen binds the socket, hands it to the child's user if that is another,
+// and starts the receive goroutine.
+func (l *notifyListener) listen(attr *syscall.SysProcAttr) error {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		// Before bind, so that no datagram arrives without credentials.
 		return passCredentials(c)
 	}}
-	pc, err := lc.ListenPacket(context.Background(), "unixgram", addr)
+	pc, err := lc.ListenPacket(context.Background(), "unixgram", l.addr)
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("listening for sd_notify reports: %w", err)
+		return fmt.Errorf("listening for sd_notify reports: %w", err)
 	}
-	conn := pc.(*net.UnixConn)
-	rc, err := conn.SyscallConn()
+	l.conn = pc.(*net.UnixConn)
+	rc, err := l.conn.SyscallConn()
 	if err != nil {
-		conn.Close()
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("listening for sd_notify reports: %w", err)
+		return fmt.Errorf("listening for sd_notify reports: %w", err)
 	}
-	l := &notifyListener{
-		conn:     conn,
-		dir:      dir,
-		addr:     addr,
-		decision: make(chan notifyResult, 1),
-		done:     make(chan struct{}),
+	if uid, gid, ok := childIDs(attr); ok && uid != l.owner {
+		// The socket first: until the directory is handed over, nobody
+		// but this process can reach either.
+		if err := errors.Join(l.root.Lchown("notify", uid, gid), l.root.Chown(".", uid, gid)); err != nil {
+			return fmt.Errorf("handing the sd_notify socket to the child's user %d: %w", uid, err)
+		}
+		l.peer = uid
 	}
 	go l.receive(rc)
-	return l, nil
+	return nil
 }
 
 // makeSocketDir makes a new private directory whose socket path fits
-// sun_path: in os.TempDir() if that is short enough, or else in /tmp.
-func makeSocketDir() (string, error) {
+// sun_path, in os.TempDir() if that is short enough, or else in /tmp, and
+// opens it as a Root.
+func makeSocketDir() (string, *os.Root, error) {
 	// os.MkdirTemp adds up to 10 digits to the pattern.
 	const tail = "/tokenpipe-1234567890/notify"
 	// A relative TMPDIR would give a NOTIFY_SOCKET that sd_notify senders
@@ -153,13 +177,18 @@ func makeSocketDir() (string, error) {
 		dir, err = os.MkdirTemp("/tmp", "tokenpipe-")
 	}
 	if err != nil {
-		return "", fmt.Errorf("making a directory for the sd_notify socket: %w", err)
+		return "", nil, fmt.Errorf("making a directory for the sd_notify socket: %w", err)
 	}
 	if len(dir)+len("/notify") > maxSocketPath {
 		os.Remove(dir)
-		return "", fmt.Errorf("making a directory for the sd_notify socket: %s/notify is longer than the %d bytes a socket address holds: %w", dir, maxSocketPath, os.ErrInvalid)
+		return "", nil, fmt.Errorf("making a directory for the sd_notify socket: %s/notify is longer than the %d bytes a socket address holds: %w", dir, maxSocketPath, os.ErrInvalid)
 	}
-	return dir, nil
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		os.Remove(dir)
+		return "", nil, fmt.Errorf("making a directory for the sd_notify socket: %w", err)
+	}
+	return dir, root, nil
 }
 
 // oobSize is room for the sender's credentials and the most descriptors one
@@ -175,7 +204,6 @@ func (l *notifyListener) receive(rc syscall.RawConn) {
 		// fills the buffer from a longer one where MSG_TRUNC is not reported.
 		buf: make([]byte, maxNotifyMessage+1),
 		oob: make([]byte, oobSize),
-		uid: os.Getuid(),
 		l:   l,
 	}
 	var got bool // whether the last recvmsg got a datagram (or failed)
@@ -217,7 +245,8 @@ type receiver struct {
 	buf, oob       []byte
 	n, oobn, flags int
 	err            error // from recvmsg, other than EAGAIN
-	uid            int
+	fds            []int // the descriptors the datagram carried
+	sender         int   // the sender's user id, or -1 if not known
 	state          notifyState
 	decided        bool
 	l              *notifyListener
@@ -225,6 +254,13 @@ type receiver struct {
 
 // recv receives one datagram without waiting: false when none is queued.
 func (r *receiver) recv(fd uintptr) bool {
+	if recvFlags == 0 {
+		// No MSG_CMSG_CLOEXEC here: hold ForkLock until the descriptors
+		// received are close-on-exec, as os does for pipe(2), so that no
+		// child started meanwhile inherits them.
+		syscall.ForkLock.RLock()
+		defer syscall.ForkLock.RUnlock()
+	}
 	for {
 		var err error
 		r.n, r.oobn, r.flags, _, err = unix.Recvmsg(int(fd), r.buf, r.oob, recvFlags)
@@ -235,13 +271,28 @@ func (r *receiver) recv(fd uintptr) bool {
 			return false
 		}
 		r.err = err
+		r.fds, r.sender = readControl(r.oob[:r.oobn], r.fds[:0])
+		if recvFlags == 0 {
+			for _, fd := range r.fds {
+				unix.CloseOnExec(fd)
+			}
+		}
 		return true
 	}
 }
 
 // handle takes in what recv received, and reports false if it was an error
 // that ends the reading (after sending it as the result, unless one was sent).
+// What a datagram says counts before its descriptors are closed, and
+// nothing waits for them to close: close(2) blocks for as long as the
+// sender likes (a TCP socket with SO_LINGER and unsent data blocks its last
+// close for the linger time), and a ready daemon must not be taken for a
+// hung one meanwhile (TestStartAndWaitBlockingDescriptor).
 func (r *receiver) handle() bool {
+	defer r.l.closer.add(r.fds)
+	if testHookReceived != nil {
+		testHookReceived()
+	}
 	if r.err != nil {
 		if !r.decided {
 			r.decided = true
@@ -249,8 +300,7 @@ func (r *receiver) handle() bool {
 		}
 		return false
 	}
-	sender, known := closeRightsAndCheckSender(r.oob[:r.oobn])
-	if !known || sender != r.uid || r.flags&unix.MSG_TRUNC != 0 || r.n > maxNotifyMessage {
+	if !r.l.accepts(r.sender) || r.flags&unix.MSG_TRUNC != 0 || r.n > maxNotifyMessage {
 		return true
 	}
 	r.state.parse(r.buf[:r.n])
@@ -261,11 +311,23 @@ func (r *receiver) handle() bool {
 	return true
 }
 
-// closeRightsAndCheckSender closes every descriptor in the control messages
-// oob holds, also those of a message that was cut short, and returns the
-// sender's user id, with ok false when credentials are required but missing.
-func closeRightsAndCheckSender(oob []byte) (uid int, ok bool) {
-	uid, ok = os.Getuid(), !credentialsRequired
+// accepts reports whether a datagram from sender (-1: not known) counts.
+func (l *notifyListener) accepts(sender int) bool {
+	if sender < 0 {
+		return !credentialsRequired
+	}
+	return sender == l.owner || sender == l.peer
+}
+
+// testHookReceived, if set, is called for each datagram received, before it
+// is handled.
+var testHookReceived func()
+
+// readControl appends to fds every descriptor in the control messages oob
+// holds, also those of a message that was cut short, and returns them with
+// the sender's user id, or -1 where the datagram carries no credentials.
+func readControl(oob []byte, fds []int) ([]int, int) {
+	sender := -1
 	hdrLen := unix.CmsgLen(0)
 	for len(oob) >= hdrLen {
 		h := cmsgHeader(oob)
@@ -276,13 +338,12 @@ func closeRightsAndCheckSender(oob []byte) (uid int, ok bool) {
 		data := oob[hdrLen:min(msgLen, len(oob))]
 		switch {
 		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_RIGHTS:
-			for len(data) >= 4 {
-				unix.Close(int(nativeInt32(data)))
-				data = data[4:]
+			for ; len(data) >= 4; data = data[4:] {
+				fds = append(fds, int(nativeInt32(data)))
 			}
 		default:
-			if sender, isCred := parseCredentials(h, data); isCred {
-				uid, ok = sender, true
+			if uid, isCred := parseCredentials(h, data); isCred {
+				sender = uid
 			}
 		}
 		next := unix.CmsgSpace(msgLen - hdrLen)
@@ -291,7 +352,51 @@ func closeRightsAndCheckSender(oob []byte) (uid int, ok bool) {
 		}
 		oob = oob[next:]
 	}
-	return uid, ok
+	return fds, sender
+}
+
+// fdCloser closes descriptors in a goroutine that nothing waits for, one
+// at a time: close(2) may block for as long as whoever sent a descriptor
+// likes, and one blocked close holds one thread, however many descriptors
+// are queued behind it (a goroutine each could reach Go's thread limit,
+// which is fatal).
+type fdCloser struct {
+	mu      sync.Mutex
+	queue   []int
+	running bool
+}
+
+// add queues fds to be closed, and starts the closing goroutine if it is
+// not running.
+func (c *fdCloser) add(fds []int) {
+	if len(fds) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.queue = append(c.queue, fds...)
+	if !c.running {
+		c.running = true
+		go c.run()
+	}
+}
+
+// run closes what is queued until the queue is empty.
+func (c *fdCloser) run() {
+	for {
+		c.mu.Lock()
+		fds := c.queue
+		c.queue = nil
+		if len(fds) == 0 {
+			c.running = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
 }
 
 // drain makes the receive goroutine read every datagram queued now, send
@@ -309,12 +414,12 @@ func (l *notifyListener) drain() {
 // the socket and its directory. It is idempotent.
 func (l *notifyListener) close() error {
 	l.closeOnce.Do(func() {
-		err := l.conn.Close()
+		var err error
+		if l.conn != nil {
+			err = l.conn.Close()
+		}
 		<-l.done
-		// The child, being the same user, may have changed the directory's
-		// mode or put files in it; neither may keep it from going.
-		os.Chmod(l.dir, 0o700)
-		if rmErr := os.RemoveAll(l.dir); rmErr != nil {
+		if rmErr := removeSocketDir(l.root, l.dir); rmErr != nil {
 			err = errors.Join(err, rmErr)
 		}
 		if err != nil {
@@ -322,6 +427,48 @@ func (l *notifyListener) close() error {
 		}
 	})
 	return l.closeErr
+}
+
+// removeSocketDir removes dir, which root holds open, with all it holds.
+// The child (the same user, or the one the directory was handed to) may
+// have put files there, made them or the directory read-only, or moved the
+// directory away and put something else in its place: root still names
+// the directory that was made, and never leads out of it, so nothing
+// outside it is changed, even for a parent running as root
+// (TestStartAndWaitRemovesSocketDir). An error says what is left.
+func removeSocketDir(root *os.Root, dir string) error {
+	defer root.Close()
+	err := removeContents(root)
+	if err != nil {
+		// Read-only directories: make them all writable, then again.
+		fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				root.Chmod(name, 0o700) // before WalkDir reads it
+			}
+			return nil
+		})
+		err = removeContents(root)
+	}
+	if err != nil {
+		return fmt.Errorf("removing %s: %w", dir, err)
+	}
+	made, err := root.Stat(".")
+	if err != nil {
+		return fmt.Errorf("removing %s: %w", dir, err)
+	}
+	if now, err := os.Lstat(dir); err != nil || !os.SameFile(made, now) {
+		return fmt.Errorf("removing %s: it was moved away, and is left where it went: %w", dir, os.ErrExist)
+	}
+	return os.Remove(dir)
+}
+
+// removeContents removes everything in root.
+func removeContents(root *os.Root) error {
+	entries, err := fs.ReadDir(root.FS(), ".")
+	for _, e := range entries {
+		err = errors.Join(err, root.RemoveAll(e.Name()))
+	}
+	return err
 }
 
 // cmsgHeader returns the control message header at the start of b, which

@@ -24,3 +24,12 @@ func passCredentials(c syscall.RawConn) error { return nil }
 // parseCredentials returns the sender's user id if h and data are its
 // credentials.
 func parseCredentials(h *unix.Cmsghdr, data []byte) (uid int, ok bool) { return 0, false }
+
+// childIDs returns the user and group that attr makes the child run as; ok
+// is false where it sets none.
+func childIDs(attr *syscall.SysProcAttr) (uid, gid int, ok bool) {
+	if attr == nil || attr.Credential == nil {
+		return 0, 0, false
+	}
+	return int(attr.Credential.Uid), int(attr.Credential.Gid), true
+}
