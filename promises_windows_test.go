@@ -78,3 +78,88 @@ func TestNoWaitPipe(t *testing.T) {
 		t.Fatalf("read of an empty pipe in no-wait mode: got %v, want an error saying no-wait", err)
 	}
 }
+
+// A pipe of message type (PIPE_TYPE_MESSAGE), which a C or .NET parent may
+// hand down, carries tokens as any pipe does. In message-read mode a
+// one-byte ReadFile takes one byte of a longer message and fails with
+// ERROR_MORE_DATA: that byte is a token, not an error (of "\x01abc" the
+// reads returned three "More data available." errors, then 99). So it is
+// when the mode is set after FromEnv took the handle; an empty message is
+// neither a token nor end of stream; and the tokens an end writes on such a
+// pipe reach a reader in message-read mode, one message each, as does
+// Ready's report, whole.
+func TestMessageModePipe(t *testing.T) {
+	t.Run("read end in message-read mode", func(t *testing.T) {
+		server, client := tokenpipe.MessagePipe(t, 0)
+		closeClient := tokenpipe.CloseOnCleanup(t, client)
+		tokenpipe.WriteMessage(t, client, []byte("\x01abc"))
+		r := fromEnvHandle(t, server)
+		defer r.Close()
+		expectTokens(t, r, "\x01abc")
+		tokenpipe.WriteMessage(t, client, nil)
+		tokenpipe.WriteMessage(t, client, []byte("\x02"))
+		expectTokens(t, r, "\x02")
+		closeClient()
+		if tok, err := readWithin(t, r, hangGuard); err != io.EOF {
+			t.Fatalf("read after the writer closed: got (%d, %v), want io.EOF", tok, err)
+		}
+	})
+	t.Run("switched to message-read mode after FromEnv", func(t *testing.T) {
+		server, client := tokenpipe.MessagePipe(t, 0)
+		tokenpipe.CloseOnCleanup(t, server)
+		r := fromEnvHandle(t, client)
+		defer r.Close()
+		tokenpipe.SetMessageRead(t, client)
+		tokenpipe.WriteMessage(t, server, []byte("\x05xy"))
+		expectTokens(t, r, "\x05xy")
+	})
+	t.Run("write end", func(t *testing.T) {
+		server, client := tokenpipe.MessagePipe(t, 0)
+		tokenpipe.CloseOnCleanup(t, server)
+		w := fromEnvHandle(t, client)
+		defer w.Close()
+		for _, tok := range []byte{7, 8} {
+			if err := w.TokenWrite(tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, want := range []string{"\x07", "\x08"} {
+			if got := tokenpipe.ReadMessage(t, server); string(got) != want {
+				t.Fatalf("the peer read message %q, want %q", got, want)
+			}
+		}
+	})
+	t.Run("Ready's report is one message", func(t *testing.T) {
+		server, client := tokenpipe.MessagePipe(t, 0)
+		tokenpipe.CloseOnCleanup(t, server)
+		t.Setenv(endEnv, strconv.FormatUint(uint64(client), 10))
+		if err := tokenpipe.Ready(endEnv, "up"); err != nil {
+			t.Fatal(err)
+		}
+		if got := tokenpipe.ReadMessage(t, server); string(got) != "\x01up\n" {
+			t.Fatalf("the peer read message %q, want %q", got, "\x01up\n")
+		}
+	})
+}
+
+// fromEnvHandle hands h to FromEnv through endEnv and returns the end.
+func fromEnvHandle(t *testing.T, h uintptr) *tokenpipe.TokenPipeEnd {
+	t.Helper()
+	t.Setenv(endEnv, strconv.FormatUint(uint64(h), 10))
+	e, err := tokenpipe.FromEnv(endEnv)
+	if err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	return e
+}
+
+// expectTokens reads len(want) tokens from r and checks that they are want's
+// bytes, in order.
+func expectTokens(t *testing.T, r *tokenpipe.TokenPipeEnd, want string) {
+	t.Helper()
+	for i := 0; i < len(want); i++ {
+		if tok, err := readWithin(t, r, hangGuard); tok != want[i] || err != nil {
+			t.Fatalf("token %d of %q: got (%d, %v), want (%d, nil)", i, want, tok, err, want[i])
+		}
+	}
+}

@@ -95,7 +95,23 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 		err := windows.ReadFile(s.h, b.b[:], &b.n, nil)
 		shut, interrupted := s.end(true)
 		switch {
-		case err == nil && b.n == 1:
+		case (err == nil || err == windows.ERROR_MORE_DATA) && b.n == 1:
+			// ERROR_MORE_DATA comes from a pipe of message type in
+			// message-read mode, as a C or .NET parent may create (or any
+			// holder of the handle with FILE_WRITE_ATTRIBUTES may set, also
+			// after FromEnv): ReadFile took the first byte of a longer
+			// message and left the rest for the next reads. That byte is a
+			// token, and the rest are the tokens after it, just as in
+			// byte-read mode; refusing such pipes in FromEnv instead could
+			// not cover a mode set later. "If the specified number of bytes
+			// to read is less than the size of the next message, the
+			// function reads as much of the message as possible ... The
+			// remainder of the message can be read using another read
+			// operation":
+			// https://learn.microsoft.com/windows/win32/ipc/named-pipe-type-read-and-wait-modes
+			// (and ReadFile's "Pipes" remarks). An empty message completes
+			// ReadFile with nothing read, like a zero-byte write below.
+			// TestMessageModePipe.
 			return b.b[0], nil
 		case err == windows.ERROR_BROKEN_PIPE:
 			return 0, io.EOF // every write handle is closed
@@ -118,6 +134,15 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 // write writes all of p, through ws or a scratch of its own where the
 // system call needs one, in one system call where the pipe has room. A
 // broken pipe gives an error for which isBrokenPipe holds.
+//
+// On a pipe of message type each WriteFile is one message ("the system
+// treats the bytes written in each write operation to the pipe as a message
+// unit", in blocking-wait mode whole:
+// https://learn.microsoft.com/windows/win32/ipc/named-pipe-type-read-and-wait-modes),
+// so a token is a message of its own and Ready's report one message, which
+// a peer reading in message-read mode gets whole; only a call cancelled
+// part-way, which is written on from where it stopped, splits p in two.
+// TestMessageModePipe.
 func (s *sysFile) write(p []byte, ws *scratch) error {
 	b := ws.claim() // WriteFile needs somewhere to report the count
 	defer ws.release(b)
