@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tokenpipe/tokenpipe"
+	"golang.org/x/sys/windows"
 )
 
 // Windows ignores the two low bits of a handle value: h+1, h+2 and h+3 name
@@ -162,4 +163,54 @@ func expectTokens(t *testing.T, r *tokenpipe.TokenPipeEnd, want string) {
 			t.Fatalf("token %d of %q: got (%d, %v), want (%d, nil)", i, want, tok, err, want[i])
 		}
 	}
+}
+
+// FromEnv refuses a pipe handle through which no token can be read or
+// written, such as one with only FILE_READ_ATTRIBUTES and SYNCHRONIZE access
+// (Windows' O_PATH, which Linux refuses too): it took one, whose reads then
+// failed with "Access denied", and Ready returned that, not os.ErrInvalid.
+// It refuses a handle without FILE_READ_ATTRIBUTES, which it needs to tell
+// a pipe from a socket, saying so (it asked whether that was "a socket?").
+// A refused handle stays open and as inheritable as it was; the least access
+// that works, data and FILE_READ_ATTRIBUTES, is taken.
+func TestFromEnvRefusesHandleWithoutAccess(t *testing.T) {
+	r, w := tokenpipe.RawInheritablePipe(t)
+	tokenpipe.CloseOnCleanup(t, r)
+	for _, c := range []struct {
+		name   string
+		h      uintptr
+		access uint32
+		says   string
+	}{
+		{"attributes only", r, windows.FILE_READ_ATTRIBUTES | windows.SYNCHRONIZE, "has neither FILE_READ_DATA nor FILE_WRITE_DATA"},
+		{"no access", w.Fd(), 0, "has neither FILE_READ_DATA nor FILE_WRITE_DATA"},
+		{"read end without attributes", r, windows.FILE_READ_DATA | windows.SYNCHRONIZE, "lacks FILE_READ_ATTRIBUTES"},
+		{"write end without attributes", w.Fd(), windows.FILE_WRITE_DATA | windows.SYNCHRONIZE, "lacks FILE_READ_ATTRIBUTES"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := tokenpipe.DuplicateWithAccess(t, c.h, c.access)
+			tokenpipe.CloseOnCleanup(t, h)
+			v := strconv.FormatUint(uint64(h), 10)
+			err := refused(t, v)
+			if msg := err.Error(); !strings.Contains(msg, "handle "+v+" "+c.says) || strings.Contains(msg, "socket?") {
+				t.Errorf("error %q does not say that handle %s %s", msg, v, c.says)
+			}
+			if err := tokenpipe.Ready(endEnv, "up"); !errors.Is(err, os.ErrInvalid) {
+				t.Errorf("Ready: got %v, want os.ErrInvalid", err)
+			}
+			if !tokenpipe.HandleOpen(h) || !tokenpipe.Inheritable(t, h) {
+				t.Error("FromEnv closed or changed a handle it refused")
+			}
+		})
+	}
+	t.Run("least access that works", func(t *testing.T) {
+		re := fromEnvHandle(t, tokenpipe.DuplicateWithAccess(t, r, windows.FILE_READ_DATA|windows.FILE_READ_ATTRIBUTES))
+		defer re.Close()
+		we := fromEnvHandle(t, tokenpipe.DuplicateWithAccess(t, w.Fd(), windows.FILE_WRITE_DATA|windows.FILE_READ_ATTRIBUTES))
+		defer we.Close()
+		if err := we.TokenWrite(3); err != nil {
+			t.Fatal(err)
+		}
+		expectTokens(t, re, "\x03")
+	})
 }

@@ -291,6 +291,9 @@ func importEnd(n uint64) (*sysFile, error) {
 	if t != windows.FILE_TYPE_PIPE {
 		return nil, fmt.Errorf("handle %d is a %s, not a pipe: %w", n, fileType(t), os.ErrInvalid)
 	}
+	if err := checkAccess(h); err != nil {
+		return nil, fmt.Errorf("handle %d %w: %w", n, err, os.ErrInvalid)
+	}
 	// A socket is FILE_TYPE_PIPE too; GetNamedPipeInfo tells them apart, as
 	// anonymous pipes are named pipes underneath:
 	// https://learn.microsoft.com/windows/win32/ipc/anonymous-pipes
@@ -308,6 +311,56 @@ func importEnd(n uint64) (*sysFile, error) {
 		return nil, fmt.Errorf("handle %d: %w: %w", n, os.NewSyscallError("SetHandleInformation", err), os.ErrInvalid)
 	}
 	return newSysFile(h), nil
+}
+
+// checkAccess says what access h lacks for importEnd to take it, completing
+// "handle N ...", or returns nil.
+//
+// A handle can be opened, or duplicated, with no access to the pipe's data,
+// as with FILE_READ_ATTRIBUTES|SYNCHRONIZE alone (Windows' O_PATH, which
+// Linux refuses too): every ReadFile and WriteFile through it fails with
+// ERROR_ACCESS_DENIED, so it could never carry a token. And GetNamedPipeInfo
+// and GetNamedPipeHandleState, which importEnd needs to tell a pipe from a
+// socket and to see its wait mode, need FILE_READ_ATTRIBUTES ("If the client
+// must read pipe settings by calling the GetNamedPipeInfo or
+// GetNamedPipeHandleState functions, the client must specify GENERIC_WRITE
+// and FILE_READ_ATTRIBUTES access":
+// https://learn.microsoft.com/windows/win32/api/winbase/nf-winbase-createnamedpipea);
+// without it they fail with ERROR_ACCESS_DENIED, which is no sign of a
+// socket. Only NtQueryObject tells the access a handle was granted.
+// TestFromEnvRefusesHandleWithoutAccess.
+func checkAccess(h windows.Handle) error {
+	var info objectBasicInformation
+	status, _, _ := procNtQueryObject.Call(uintptr(h), objectBasicInformationClass,
+		uintptr(unsafe.Pointer(&info)), unsafe.Sizeof(info), 0)
+	if s := windows.NTStatus(uint32(status)); s != windows.STATUS_SUCCESS {
+		return fmt.Errorf("cannot be checked for access: NtQueryObject: %w", s)
+	}
+	switch a := info.GrantedAccess; {
+	case a&(windows.FILE_READ_DATA|windows.FILE_WRITE_DATA) == 0:
+		return fmt.Errorf("has neither FILE_READ_DATA nor FILE_WRITE_DATA access (granted %#x), so no token can be read or written through it", a)
+	case a&windows.FILE_READ_ATTRIBUTES == 0:
+		return fmt.Errorf("lacks FILE_READ_ATTRIBUTES access (granted %#x), which GetNamedPipeInfo needs to tell a pipe from a socket", a)
+	}
+	return nil
+}
+
+// procNtQueryObject is NtQueryObject, which x/sys/windows lacks:
+// https://learn.microsoft.com/windows/win32/api/winternl/nf-winternl-ntqueryobject
+var procNtQueryObject = windows.NewLazySystemDLL("ntdll.dll").NewProc("NtQueryObject")
+
+// objectBasicInformationClass asks NtQueryObject for an
+// objectBasicInformation (ObjectBasicInformation in OBJECT_INFORMATION_CLASS).
+const objectBasicInformationClass = 0
+
+// objectBasicInformation is PUBLIC_OBJECT_BASIC_INFORMATION:
+// https://learn.microsoft.com/windows-hardware/drivers/ddi/ntifs/ns-ntifs-_public_object_basic_information
+type objectBasicInformation struct {
+	Attributes    uint32
+	GrantedAccess uint32
+	HandleCount   uint32
+	PointerCount  uint32
+	Reserved      [10]uint32
 }
 
 // isBrokenPipe reports whether a write failed because every read end is

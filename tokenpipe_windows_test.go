@@ -217,3 +217,15 @@ func ReadMessage(t testing.TB, h uintptr) []byte {
 	}
 	return buf[:n]
 }
+
+// DuplicateWithAccess returns a bare inheritable duplicate of h with only
+// the access given, for FromEnv to take or CloseOnCleanup to close.
+func DuplicateWithAccess(t testing.TB, h uintptr, access uint32) uintptr {
+	t.Helper()
+	var dup windows.Handle
+	p := windows.CurrentProcess()
+	if err := windows.DuplicateHandle(p, windows.Handle(h), p, &dup, access, true, 0); err != nil {
+		t.Fatalf("DuplicateHandle(%#x): %v", access, err)
+	}
+	return uintptr(dup)
+}
