@@ -91,7 +91,7 @@ func TestNoWaitPipe(t *testing.T) {
 // Ready's report, whole.
 func TestMessageModePipe(t *testing.T) {
 	t.Run("read end in message-read mode", func(t *testing.T) {
-		server, client := tokenpipe.MessagePipe(t, 0)
+		server, client := tokenpipe.MessagePipe(t)
 		closeClient := tokenpipe.CloseOnCleanup(t, client)
 		tokenpipe.WriteMessage(t, client, []byte("\x01abc"))
 		r := fromEnvHandle(t, server)
@@ -106,7 +106,7 @@ func TestMessageModePipe(t *testing.T) {
 		}
 	})
 	t.Run("switched to message-read mode after FromEnv", func(t *testing.T) {
-		server, client := tokenpipe.MessagePipe(t, 0)
+		server, client := tokenpipe.MessagePipe(t)
 		tokenpipe.CloseOnCleanup(t, server)
 		r := fromEnvHandle(t, client)
 		defer r.Close()
@@ -115,7 +115,7 @@ func TestMessageModePipe(t *testing.T) {
 		expectTokens(t, r, "\x05xy")
 	})
 	t.Run("write end", func(t *testing.T) {
-		server, client := tokenpipe.MessagePipe(t, 0)
+		server, client := tokenpipe.MessagePipe(t)
 		tokenpipe.CloseOnCleanup(t, server)
 		w := fromEnvHandle(t, client)
 		defer w.Close()
@@ -131,7 +131,7 @@ func TestMessageModePipe(t *testing.T) {
 		}
 	})
 	t.Run("Ready's report is one message", func(t *testing.T) {
-		server, client := tokenpipe.MessagePipe(t, 0)
+		server, client := tokenpipe.MessagePipe(t)
 		tokenpipe.CloseOnCleanup(t, server)
 		t.Setenv(endEnv, strconv.FormatUint(uint64(client), 10))
 		if err := tokenpipe.Ready(endEnv, "up"); err != nil {
@@ -213,4 +213,23 @@ func TestFromEnvRefusesHandleWithoutAccess(t *testing.T) {
 		}
 		expectTokens(t, re, "\x03")
 	})
+}
+
+// FromEnv refuses a pipe handle opened for overlapped I/O
+// (FILE_FLAG_OVERLAPPED), which its ReadFile and WriteFile without an
+// OVERLAPPED cannot use: it took one, and of two reads under way one
+// returned "Overlapped I/O pending." while its read stayed queued and took
+// the next token into a buffer nobody read. The handle is left as it was.
+func TestFromEnvRefusesOverlappedHandle(t *testing.T) {
+	server, client := tokenpipe.NamedPipe(t, windows.PIPE_TYPE_BYTE, windows.FILE_FLAG_OVERLAPPED)
+	for _, h := range []uintptr{server, client} {
+		tokenpipe.CloseOnCleanup(t, h)
+		v := strconv.FormatUint(uint64(h), 10)
+		if err := refused(t, v); !strings.Contains(err.Error(), "handle "+v+" was opened for overlapped I/O") {
+			t.Errorf("error %q does not say the handle was opened for overlapped I/O", err)
+		}
+		if !tokenpipe.HandleOpen(h) || !tokenpipe.Inheritable(t, h) {
+			t.Error("FromEnv closed or changed a handle it refused")
+		}
+	}
 }

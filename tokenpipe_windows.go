@@ -307,6 +307,9 @@ func importEnd(n uint64) (*sysFile, error) {
 	if err := windows.GetNamedPipeHandleState(h, &state, nil, nil, nil, nil, 0); err == nil && state&windows.PIPE_NOWAIT != 0 {
 		return nil, fmt.Errorf("handle %d is a pipe in no-wait mode (PIPE_NOWAIT), in which no read can wait for a token: %w", n, os.ErrInvalid)
 	}
+	if err := checkSynchronous(h); err != nil {
+		return nil, fmt.Errorf("handle %d %w: %w", n, err, os.ErrInvalid)
+	}
 	if err := windows.SetHandleInformation(h, windows.HANDLE_FLAG_INHERIT, 0); err != nil {
 		return nil, fmt.Errorf("handle %d: %w: %w", n, os.NewSyscallError("SetHandleInformation", err), os.ErrInvalid)
 	}
@@ -344,6 +347,39 @@ func checkAccess(h windows.Handle) error {
 	}
 	return nil
 }
+
+// checkSynchronous says why h is no handle for synchronous I/O, completing
+// "handle N ...", or returns nil.
+//
+// A handle opened for overlapped I/O (FILE_FLAG_OVERLAPPED, as a .NET
+// parent's PipeOptions.Asynchronous gives) cannot be read or written without
+// an OVERLAPPED: ReadFile "can incorrectly report that the read operation is
+// complete" while the system still owns the buffer and writes into it later:
+// https://learn.microsoft.com/windows/win32/api/fileapi/nf-fileapi-readfile
+// (so Wine does: of two reads under way, both woke when one completed, and
+// the other returned ERROR_IO_PENDING while its read stayed queued and later
+// took a token into a buffer that nobody read any more).
+// Nothing makes such a handle synchronous later, nor the other way round
+// ([MS-FSA] 2.1.5.15.7, FileModeInformation), so this check holds for the
+// end's life. FILE_MODE_INFORMATION tells which kind h is:
+// https://learn.microsoft.com/windows-hardware/drivers/ddi/ntifs/ns-ntifs-_file_mode_information
+// TestFromEnvRefusesOverlappedHandle.
+func checkSynchronous(h windows.Handle) error {
+	var mode uint32 // FILE_MODE_INFORMATION
+	var iosb windows.IO_STATUS_BLOCK
+	err := windows.NtQueryInformationFile(h, &iosb, (*byte)(unsafe.Pointer(&mode)), uint32(unsafe.Sizeof(mode)), fileModeInformation)
+	switch {
+	case err != nil:
+		return fmt.Errorf("cannot be checked for overlapped I/O: NtQueryInformationFile: %w", err)
+	case mode&(windows.FILE_SYNCHRONOUS_IO_ALERT|windows.FILE_SYNCHRONOUS_IO_NONALERT) == 0:
+		return errors.New("was opened for overlapped I/O (FILE_FLAG_OVERLAPPED), which ReadFile and WriteFile without an OVERLAPPED cannot use safely")
+	}
+	return nil
+}
+
+// fileModeInformation is FileModeInformation in FILE_INFORMATION_CLASS,
+// which x/sys/windows lacks.
+const fileModeInformation = 16
 
 // procNtQueryObject is NtQueryObject, which x/sys/windows lacks:
 // https://learn.microsoft.com/windows/win32/api/winternl/nf-winternl-ntqueryobject

@@ -147,15 +147,14 @@ func ProcessCPUTime(t testing.TB) time.Duration {
 	return time.Duration((ticks(kernel) + ticks(user)) * 100)
 }
 
-// MessagePipe makes a connected named pipe of message type (PIPE_TYPE_MESSAGE),
-// as a C or .NET parent may create one and hand down, with two bare
-// inheritable handles: server, which CreateNamedPipe puts in message-read
-// mode (PIPE_READMODE_MESSAGE), and client, which CreateFile leaves in
-// byte-read mode:
+// NamedPipe makes a connected named pipe, as a C or .NET parent may create
+// one and hand down, with two bare inheritable handles: server, with the
+// pipe mode given (PIPE_TYPE_MESSAGE|PIPE_READMODE_MESSAGE, say), and
+// client, which CreateFile leaves in byte-read mode:
 // https://learn.microsoft.com/windows/win32/ipc/named-pipe-type-read-and-wait-modes
 // flags go into both handles' open modes (FILE_FLAG_OVERLAPPED, say). The
 // caller hands each handle to FromEnv or closes it with CloseOnCleanup.
-func MessagePipe(t testing.TB, flags uint32) (server, client uintptr) {
+func NamedPipe(t testing.TB, mode, flags uint32) (server, client uintptr) {
 	t.Helper()
 	name, err := windows.UTF16PtrFromString(fmt.Sprintf(`\\.\pipe\tokenpipe-test-%d-%d`, os.Getpid(), pipeSerial.Add(1)))
 	if err != nil {
@@ -163,8 +162,7 @@ func MessagePipe(t testing.TB, flags uint32) (server, client uintptr) {
 	}
 	sa := windows.SecurityAttributes{InheritHandle: 1}
 	sa.Length = uint32(unsafe.Sizeof(sa))
-	sh, err := windows.CreateNamedPipe(name, windows.PIPE_ACCESS_DUPLEX|flags,
-		windows.PIPE_TYPE_MESSAGE|windows.PIPE_READMODE_MESSAGE|windows.PIPE_WAIT, 1, 4096, 4096, 0, &sa)
+	sh, err := windows.CreateNamedPipe(name, windows.PIPE_ACCESS_DUPLEX|flags, mode, 1, 4096, 4096, 0, &sa)
 	if err != nil {
 		t.Fatalf("CreateNamedPipe: %v", err)
 	}
@@ -174,6 +172,13 @@ func MessagePipe(t testing.TB, flags uint32) (server, client uintptr) {
 		t.Fatalf("CreateFile: %v", err)
 	}
 	return uintptr(sh), uintptr(ch)
+}
+
+// MessagePipe is a NamedPipe of message type whose server handle is in
+// message-read mode.
+func MessagePipe(t testing.TB) (server, client uintptr) {
+	t.Helper()
+	return NamedPipe(t, windows.PIPE_TYPE_MESSAGE|windows.PIPE_READMODE_MESSAGE, 0)
 }
 
 var pipeSerial atomic.Int64
