@@ -233,3 +233,16 @@ func TestFromEnvRefusesOverlappedHandle(t *testing.T) {
 		}
 	}
 }
+
+// FromEnv refuses a handle of an object that is no file, such as an event,
+// without calling it closed (it said "is not open"), and leaves it as it was.
+func TestFromEnvRefusesAnEvent(t *testing.T) {
+	h := tokenpipe.OpenEvent(t)
+	v := strconv.FormatUint(uint64(h), 10)
+	if err := refused(t, v); !strings.Contains(err.Error(), "not a file") {
+		t.Errorf("error %q does not say the handle is not a file", err)
+	}
+	if !tokenpipe.HandleOpen(h) || !tokenpipe.Inheritable(t, h) {
+		t.Error("FromEnv closed or changed a handle it refused")
+	}
+}

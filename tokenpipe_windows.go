@@ -286,7 +286,9 @@ func importEnd(n uint64) (*sysFile, error) {
 	}
 	t, err := windows.GetFileType(h)
 	if err != nil {
-		return nil, fmt.Errorf("handle %d is not open: %w: %w", n, os.NewSyscallError("GetFileType", err), os.ErrInvalid)
+		// As for a closed handle, so for one of an object that is no file,
+		// such as an event or a process. TestFromEnvRefusesAnEvent.
+		return nil, fmt.Errorf("handle %d is not open, or not a file: %w: %w", n, os.NewSyscallError("GetFileType", err), os.ErrInvalid)
 	}
 	if t != windows.FILE_TYPE_PIPE {
 		return nil, fmt.Errorf("handle %d is a %s, not a pipe: %w", n, fileType(t), os.ErrInvalid)

@@ -234,3 +234,17 @@ func DuplicateWithAccess(t testing.TB, h uintptr, access uint32) uintptr {
 	}
 	return uintptr(dup)
 }
+
+// OpenEvent creates an inheritable event, a handle that is no file, closed
+// when the test ends.
+func OpenEvent(t testing.TB) uintptr {
+	t.Helper()
+	sa := windows.SecurityAttributes{InheritHandle: 1}
+	sa.Length = uint32(unsafe.Sizeof(sa))
+	h, err := windows.CreateEvent(&sa, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	CloseOnCleanup(t, uintptr(h))
+	return uintptr(h)
+}
