@@ -92,6 +92,7 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 		if err := s.begin(true); err != nil {
 			return 0, err
 		}
+		b.n = 0
 		err := windows.ReadFile(s.h, b.b[:], &b.n, nil)
 		shut, interrupted := s.end(true)
 		switch {
@@ -99,8 +100,8 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 			// ERROR_MORE_DATA comes from a pipe of message type in
 			// message-read mode, as a C or .NET parent may create (or any
 			// holder of the handle with FILE_WRITE_ATTRIBUTES may set, also
-			// after FromEnv): ReadFile took the first byte of a longer
-			// message and left the rest for the next reads. That byte is a
+			// after FromEnv): ReadFile took one byte of a longer message and
+			// left the rest for the next reads. That byte is a
 			// token, and the rest are the tokens after it, just as in
 			// byte-read mode; refusing such pipes in FromEnv instead could
 			// not cover a mode set later. "If the specified number of bytes
@@ -356,11 +357,11 @@ func checkAccess(h windows.Handle) error {
 // A handle opened for overlapped I/O (FILE_FLAG_OVERLAPPED, as a .NET
 // parent's PipeOptions.Asynchronous gives) cannot be read or written without
 // an OVERLAPPED: ReadFile "can incorrectly report that the read operation is
-// complete" while the system still owns the buffer and writes into it later:
+// complete" while the read is still queued with our buffer:
 // https://learn.microsoft.com/windows/win32/api/fileapi/nf-fileapi-readfile
-// (so Wine does: of two reads under way, both woke when one completed, and
-// the other returned ERROR_IO_PENDING while its read stayed queued and later
-// took a token into a buffer that nobody read any more).
+// Wine returns ERROR_IO_PENDING instead, to the same effect: of two reads
+// under way, both woke when one completed, and the other returned while its
+// read stayed queued and later took a token into a buffer nobody read.
 // Nothing makes such a handle synchronous later, nor the other way round
 // ([MS-FSA] 2.1.5.15.7, FileModeInformation), so this check holds for the
 // end's life. FILE_MODE_INFORMATION tells which kind h is:
