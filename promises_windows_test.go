@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tokenpipe/tokenpipe"
+	"golang.org/x/sys/windows"
 )
 
 // Windows ignores the two low bits of a handle value: h+1, h+2 and h+3 name
@@ -76,5 +77,172 @@ func TestNoWaitPipe(t *testing.T) {
 	_, err = r.TokenRead()
 	if err == nil || errors.Is(err, io.ErrClosedPipe) || err == io.EOF || !strings.Contains(err.Error(), "no-wait") {
 		t.Fatalf("read of an empty pipe in no-wait mode: got %v, want an error saying no-wait", err)
+	}
+}
+
+// A pipe of message type (PIPE_TYPE_MESSAGE), which a C or .NET parent may
+// hand down, carries tokens as any pipe does. In message-read mode a
+// one-byte ReadFile takes one byte of a longer message and fails with
+// ERROR_MORE_DATA: that byte is a token, not an error (of "\x01abc" the
+// reads returned three "More data available." errors, then 99). So it is
+// when the mode is set after FromEnv took the handle; an empty message is
+// neither a token nor end of stream; and the tokens an end writes on such a
+// pipe reach a reader in message-read mode, one message each, as does
+// Ready's report, whole.
+func TestMessageModePipe(t *testing.T) {
+	t.Run("read end in message-read mode", func(t *testing.T) {
+		server, client := tokenpipe.MessagePipe(t)
+		closeClient := tokenpipe.CloseOnCleanup(t, client)
+		tokenpipe.WriteMessage(t, client, []byte("\x01abc"))
+		r := fromEnvHandle(t, server)
+		defer r.Close()
+		expectTokens(t, r, "\x01abc")
+		tokenpipe.WriteMessage(t, client, nil)
+		tokenpipe.WriteMessage(t, client, []byte("\x02"))
+		expectTokens(t, r, "\x02")
+		closeClient()
+		if tok, err := readWithin(t, r, hangGuard); err != io.EOF {
+			t.Fatalf("read after the writer closed: got (%d, %v), want io.EOF", tok, err)
+		}
+	})
+	t.Run("switched to message-read mode after FromEnv", func(t *testing.T) {
+		server, client := tokenpipe.MessagePipe(t)
+		tokenpipe.CloseOnCleanup(t, server)
+		r := fromEnvHandle(t, client)
+		defer r.Close()
+		tokenpipe.SetMessageRead(t, client)
+		tokenpipe.WriteMessage(t, server, []byte("\x05xy"))
+		expectTokens(t, r, "\x05xy")
+	})
+	t.Run("write end", func(t *testing.T) {
+		server, client := tokenpipe.MessagePipe(t)
+		tokenpipe.CloseOnCleanup(t, server)
+		w := fromEnvHandle(t, client)
+		defer w.Close()
+		for _, tok := range []byte{7, 8} {
+			if err := w.TokenWrite(tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, want := range []string{"\x07", "\x08"} {
+			if got := tokenpipe.ReadMessage(t, server); string(got) != want {
+				t.Fatalf("the peer read message %q, want %q", got, want)
+			}
+		}
+	})
+	t.Run("Ready's report is one message", func(t *testing.T) {
+		server, client := tokenpipe.MessagePipe(t)
+		tokenpipe.CloseOnCleanup(t, server)
+		t.Setenv(endEnv, strconv.FormatUint(uint64(client), 10))
+		if err := tokenpipe.Ready(endEnv, "up"); err != nil {
+			t.Fatal(err)
+		}
+		if got := tokenpipe.ReadMessage(t, server); string(got) != "\x01up\n" {
+			t.Fatalf("the peer read message %q, want %q", got, "\x01up\n")
+		}
+	})
+}
+
+// fromEnvHandle hands h to FromEnv through endEnv and returns the end.
+func fromEnvHandle(t *testing.T, h uintptr) *tokenpipe.TokenPipeEnd {
+	t.Helper()
+	t.Setenv(endEnv, strconv.FormatUint(uint64(h), 10))
+	e, err := tokenpipe.FromEnv(endEnv)
+	if err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	return e
+}
+
+// expectTokens reads len(want) tokens from r and checks that they are want's
+// bytes, in order.
+func expectTokens(t *testing.T, r *tokenpipe.TokenPipeEnd, want string) {
+	t.Helper()
+	for i := 0; i < len(want); i++ {
+		if tok, err := readWithin(t, r, hangGuard); tok != want[i] || err != nil {
+			t.Fatalf("token %d of %q: got (%d, %v), want (%d, nil)", i, want, tok, err, want[i])
+		}
+	}
+}
+
+// FromEnv refuses a pipe handle through which no token can be read or
+// written, such as one with only FILE_READ_ATTRIBUTES and SYNCHRONIZE access
+// (Windows' O_PATH, which Linux refuses too): it took one, whose reads then
+// failed with "Access denied", and Ready returned that, not os.ErrInvalid.
+// It refuses a handle without FILE_READ_ATTRIBUTES, which it needs to tell
+// a pipe from a socket, saying so (it asked whether that was "a socket?").
+// A refused handle stays open and as inheritable as it was; the least access
+// that works, data and FILE_READ_ATTRIBUTES, is taken.
+func TestFromEnvRefusesHandleWithoutAccess(t *testing.T) {
+	r, w := tokenpipe.RawInheritablePipe(t)
+	tokenpipe.CloseOnCleanup(t, r)
+	for _, c := range []struct {
+		name   string
+		h      uintptr
+		access uint32
+		says   string
+	}{
+		{"attributes only", r, windows.FILE_READ_ATTRIBUTES | windows.SYNCHRONIZE, "has neither FILE_READ_DATA nor FILE_WRITE_DATA"},
+		{"no access", w.Fd(), 0, "has neither FILE_READ_DATA nor FILE_WRITE_DATA"},
+		{"read end without attributes", r, windows.FILE_READ_DATA | windows.SYNCHRONIZE, "lacks FILE_READ_ATTRIBUTES"},
+		{"write end without attributes", w.Fd(), windows.FILE_WRITE_DATA | windows.SYNCHRONIZE, "lacks FILE_READ_ATTRIBUTES"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := tokenpipe.DuplicateWithAccess(t, c.h, c.access)
+			tokenpipe.CloseOnCleanup(t, h)
+			v := strconv.FormatUint(uint64(h), 10)
+			err := refused(t, v)
+			if msg := err.Error(); !strings.Contains(msg, "handle "+v+" "+c.says) || strings.Contains(msg, "socket?") {
+				t.Errorf("error %q does not say that handle %s %s", msg, v, c.says)
+			}
+			if err := tokenpipe.Ready(endEnv, "up"); !errors.Is(err, os.ErrInvalid) {
+				t.Errorf("Ready: got %v, want os.ErrInvalid", err)
+			}
+			if !tokenpipe.HandleOpen(h) || !tokenpipe.Inheritable(t, h) {
+				t.Error("FromEnv closed or changed a handle it refused")
+			}
+		})
+	}
+	t.Run("least access that works", func(t *testing.T) {
+		re := fromEnvHandle(t, tokenpipe.DuplicateWithAccess(t, r, windows.FILE_READ_DATA|windows.FILE_READ_ATTRIBUTES))
+		defer re.Close()
+		we := fromEnvHandle(t, tokenpipe.DuplicateWithAccess(t, w.Fd(), windows.FILE_WRITE_DATA|windows.FILE_READ_ATTRIBUTES))
+		defer we.Close()
+		if err := we.TokenWrite(3); err != nil {
+			t.Fatal(err)
+		}
+		expectTokens(t, re, "\x03")
+	})
+}
+
+// FromEnv refuses a pipe handle opened for overlapped I/O
+// (FILE_FLAG_OVERLAPPED), which its ReadFile and WriteFile without an
+// OVERLAPPED cannot use: it took one, and of two reads under way one
+// returned "Overlapped I/O pending." while its read stayed queued and took
+// the next token into a buffer nobody read. The handle is left as it was.
+func TestFromEnvRefusesOverlappedHandle(t *testing.T) {
+	server, client := tokenpipe.NamedPipe(t, windows.PIPE_TYPE_BYTE, windows.FILE_FLAG_OVERLAPPED)
+	for _, h := range []uintptr{server, client} {
+		tokenpipe.CloseOnCleanup(t, h)
+		v := strconv.FormatUint(uint64(h), 10)
+		if err := refused(t, v); !strings.Contains(err.Error(), "handle "+v+" was opened for overlapped I/O") {
+			t.Errorf("error %q does not say the handle was opened for overlapped I/O", err)
+		}
+		if !tokenpipe.HandleOpen(h) || !tokenpipe.Inheritable(t, h) {
+			t.Error("FromEnv closed or changed a handle it refused")
+		}
+	}
+}
+
+// FromEnv refuses a handle of an object that is no file, such as an event,
+// without calling it closed (it said "is not open"), and leaves it as it was.
+func TestFromEnvRefusesAnEvent(t *testing.T) {
+	h := tokenpipe.OpenEvent(t)
+	v := strconv.FormatUint(uint64(h), 10)
+	if err := refused(t, v); !strings.Contains(err.Error(), "not a file") {
+		t.Errorf("error %q does not say the handle is not a file", err)
+	}
+	if !tokenpipe.HandleOpen(h) || !tokenpipe.Inheritable(t, h) {
+		t.Error("FromEnv closed or changed a handle it refused")
 	}
 }

@@ -93,10 +93,27 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 		if err := s.begin(true); err != nil {
 			return 0, err
 		}
+		b.n = 0
 		err := windows.ReadFile(s.h, b.b[:], &b.n, nil)
 		shut, interrupted := s.end(true)
 		switch {
-		case err == nil && b.n == 1:
+		case (err == nil || err == windows.ERROR_MORE_DATA) && b.n == 1:
+			// ERROR_MORE_DATA comes from a pipe of message type in
+			// message-read mode, as a C or .NET parent may create (or any
+			// holder of the handle with FILE_WRITE_ATTRIBUTES may set, also
+			// after FromEnv): ReadFile took one byte of a longer message and
+			// left the rest for the next reads. That byte is a
+			// token, and the rest are the tokens after it, just as in
+			// byte-read mode; refusing such pipes in FromEnv instead could
+			// not cover a mode set later. "If the specified number of bytes
+			// to read is less than the size of the next message, the
+			// function reads as much of the message as possible ... The
+			// remainder of the message can be read using another read
+			// operation":
+			// https://learn.microsoft.com/windows/win32/ipc/named-pipe-type-read-and-wait-modes
+			// (and ReadFile's "Pipes" remarks). An empty message completes
+			// ReadFile with nothing read, like a zero-byte write below.
+			// TestMessageModePipe.
 			return b.b[0], nil
 		case err == windows.ERROR_BROKEN_PIPE:
 			return 0, io.EOF // every write handle is closed
@@ -119,6 +136,15 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 // write writes all of p, through ws or a scratch of its own where the
 // system call needs one, in one system call where the pipe has room. A
 // broken pipe gives an error for which isBrokenPipe holds.
+//
+// On a pipe of message type each WriteFile is one message ("the system
+// treats the bytes written in each write operation to the pipe as a message
+// unit", in blocking-wait mode whole:
+// https://learn.microsoft.com/windows/win32/ipc/named-pipe-type-read-and-wait-modes),
+// so a token is a message of its own and Ready's report one message, which
+// a peer reading in message-read mode gets whole; only a call cancelled
+// part-way, which is written on from where it stopped, splits p in two.
+// TestMessageModePipe.
 func (s *sysFile) write(p []byte, ws *scratch) error {
 	b := ws.claim() // WriteFile needs somewhere to report the count
 	defer ws.release(b)
@@ -266,10 +292,15 @@ func importEnd(n uint64) (*sysFile, error) {
 	}
 	t, err := windows.GetFileType(h)
 	if err != nil {
-		return nil, fmt.Errorf("handle %d is not open: %w: %w", n, os.NewSyscallError("GetFileType", err), os.ErrInvalid)
+		// As for a closed handle, so for one of an object that is no file,
+		// such as an event or a process. TestFromEnvRefusesAnEvent.
+		return nil, fmt.Errorf("handle %d is not open, or not a file: %w: %w", n, os.NewSyscallError("GetFileType", err), os.ErrInvalid)
 	}
 	if t != windows.FILE_TYPE_PIPE {
 		return nil, fmt.Errorf("handle %d is a %s, not a pipe: %w", n, fileType(t), os.ErrInvalid)
+	}
+	if err := checkAccess(h); err != nil {
+		return nil, fmt.Errorf("handle %d %w: %w", n, err, os.ErrInvalid)
 	}
 	// A socket is FILE_TYPE_PIPE too; GetNamedPipeInfo tells them apart, as
 	// anonymous pipes are named pipes underneath:
@@ -284,10 +315,96 @@ func importEnd(n uint64) (*sysFile, error) {
 	if err := windows.GetNamedPipeHandleState(h, &state, nil, nil, nil, nil, 0); err == nil && state&windows.PIPE_NOWAIT != 0 {
 		return nil, fmt.Errorf("handle %d is a pipe in no-wait mode (PIPE_NOWAIT), in which no read can wait for a token: %w", n, os.ErrInvalid)
 	}
+	if err := checkSynchronous(h); err != nil {
+		return nil, fmt.Errorf("handle %d %w: %w", n, err, os.ErrInvalid)
+	}
 	if err := windows.SetHandleInformation(h, windows.HANDLE_FLAG_INHERIT, 0); err != nil {
 		return nil, fmt.Errorf("handle %d: %w: %w", n, os.NewSyscallError("SetHandleInformation", err), os.ErrInvalid)
 	}
 	return newSysFile(h), nil
+}
+
+// checkAccess says what access h lacks for importEnd to take it, completing
+// "handle N ...", or returns nil.
+//
+// A handle can be opened, or duplicated, with no access to the pipe's data,
+// as with FILE_READ_ATTRIBUTES|SYNCHRONIZE alone (Windows' O_PATH, which
+// Linux refuses too): every ReadFile and WriteFile through it fails with
+// ERROR_ACCESS_DENIED, so it could never carry a token. And GetNamedPipeInfo
+// and GetNamedPipeHandleState, which importEnd needs to tell a pipe from a
+// socket and to see its wait mode, need FILE_READ_ATTRIBUTES ("If the client
+// must read pipe settings by calling the GetNamedPipeInfo or
+// GetNamedPipeHandleState functions, the client must specify GENERIC_WRITE
+// and FILE_READ_ATTRIBUTES access":
+// https://learn.microsoft.com/windows/win32/api/winbase/nf-winbase-createnamedpipea);
+// without it they fail with ERROR_ACCESS_DENIED, which is no sign of a
+// socket. Only NtQueryObject tells the access a handle was granted.
+// TestFromEnvRefusesHandleWithoutAccess.
+func checkAccess(h windows.Handle) error {
+	var info objectBasicInformation
+	status, _, _ := procNtQueryObject.Call(uintptr(h), objectBasicInformationClass,
+		uintptr(unsafe.Pointer(&info)), unsafe.Sizeof(info), 0)
+	if s := windows.NTStatus(uint32(status)); s != windows.STATUS_SUCCESS {
+		return fmt.Errorf("cannot be checked for access: NtQueryObject: %w", s)
+	}
+	switch a := info.GrantedAccess; {
+	case a&(windows.FILE_READ_DATA|windows.FILE_WRITE_DATA) == 0:
+		return fmt.Errorf("has neither FILE_READ_DATA nor FILE_WRITE_DATA access (granted %#x), so no token can be read or written through it", a)
+	case a&windows.FILE_READ_ATTRIBUTES == 0:
+		return fmt.Errorf("lacks FILE_READ_ATTRIBUTES access (granted %#x), which GetNamedPipeInfo needs to tell a pipe from a socket", a)
+	}
+	return nil
+}
+
+// checkSynchronous says why h is no handle for synchronous I/O, completing
+// "handle N ...", or returns nil.
+//
+// A handle opened for overlapped I/O (FILE_FLAG_OVERLAPPED, as a .NET
+// parent's PipeOptions.Asynchronous gives) cannot be read or written without
+// an OVERLAPPED: ReadFile "can incorrectly report that the read operation is
+// complete" while the read is still queued with our buffer:
+// https://learn.microsoft.com/windows/win32/api/fileapi/nf-fileapi-readfile
+// Wine returns ERROR_IO_PENDING instead, to the same effect: of two reads
+// under way, both woke when one completed, and the other returned while its
+// read stayed queued and later took a token into a buffer nobody read.
+// Nothing makes such a handle synchronous later, nor the other way round
+// ([MS-FSA] 2.1.5.15.7, FileModeInformation), so this check holds for the
+// end's life. FILE_MODE_INFORMATION tells which kind h is:
+// https://learn.microsoft.com/windows-hardware/drivers/ddi/ntifs/ns-ntifs-_file_mode_information
+// TestFromEnvRefusesOverlappedHandle.
+func checkSynchronous(h windows.Handle) error {
+	var mode uint32 // FILE_MODE_INFORMATION
+	var iosb windows.IO_STATUS_BLOCK
+	err := windows.NtQueryInformationFile(h, &iosb, (*byte)(unsafe.Pointer(&mode)), uint32(unsafe.Sizeof(mode)), fileModeInformation)
+	switch {
+	case err != nil:
+		return fmt.Errorf("cannot be checked for overlapped I/O: NtQueryInformationFile: %w", err)
+	case mode&(windows.FILE_SYNCHRONOUS_IO_ALERT|windows.FILE_SYNCHRONOUS_IO_NONALERT) == 0:
+		return errors.New("was opened for overlapped I/O (FILE_FLAG_OVERLAPPED), which ReadFile and WriteFile without an OVERLAPPED cannot use safely")
+	}
+	return nil
+}
+
+// fileModeInformation is FileModeInformation in FILE_INFORMATION_CLASS,
+// which x/sys/windows lacks.
+const fileModeInformation = 16
+
+// procNtQueryObject is NtQueryObject, which x/sys/windows lacks:
+// https://learn.microsoft.com/windows/win32/api/winternl/nf-winternl-ntqueryobject
+var procNtQueryObject = windows.NewLazySystemDLL("ntdll.dll").NewProc("NtQueryObject")
+
+// objectBasicInformationClass asks NtQueryObject for an
+// objectBasicInformation (ObjectBasicInformation in OBJECT_INFORMATION_CLASS).
+const objectBasicInformationClass = 0
+
+// objectBasicInformation is PUBLIC_OBJECT_BASIC_INFORMATION:
+// https://learn.microsoft.com/windows-hardware/drivers/ddi/ntifs/ns-ntifs-_public_object_basic_information
+type objectBasicInformation struct {
+	Attributes    uint32
+	GrantedAccess uint32
+	HandleCount   uint32
+	PointerCount  uint32
+	Reserved      [10]uint32
 }
 
 // isBrokenPipe reports whether a write failed because every read end is

@@ -1,7 +1,10 @@
 package tokenpipe
 
 import (
+	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -142,4 +145,106 @@ func ProcessCPUTime(t testing.TB) time.Duration {
 	// Filetimes count 100 ns ticks.
 	ticks := func(f windows.Filetime) int64 { return int64(f.HighDateTime)<<32 | int64(f.LowDateTime) }
 	return time.Duration((ticks(kernel) + ticks(user)) * 100)
+}
+
+// NamedPipe makes a connected named pipe, as a C or .NET parent may create
+// one and hand down, with two bare inheritable handles: server, with the
+// pipe mode given (PIPE_TYPE_MESSAGE|PIPE_READMODE_MESSAGE, say), and
+// client, which CreateFile leaves in byte-read mode:
+// https://learn.microsoft.com/windows/win32/ipc/named-pipe-type-read-and-wait-modes
+// flags go into both handles' open modes (FILE_FLAG_OVERLAPPED, say). The
+// caller hands each handle to FromEnv or closes it with CloseOnCleanup.
+func NamedPipe(t testing.TB, mode, flags uint32) (server, client uintptr) {
+	t.Helper()
+	name, err := windows.UTF16PtrFromString(fmt.Sprintf(`\\.\pipe\tokenpipe-test-%d-%d`, os.Getpid(), pipeSerial.Add(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := windows.SecurityAttributes{InheritHandle: 1}
+	sa.Length = uint32(unsafe.Sizeof(sa))
+	sh, err := windows.CreateNamedPipe(name, windows.PIPE_ACCESS_DUPLEX|flags, mode, 1, 4096, 4096, 0, &sa)
+	if err != nil {
+		t.Fatalf("CreateNamedPipe: %v", err)
+	}
+	ch, err := windows.CreateFile(name, windows.GENERIC_READ|windows.GENERIC_WRITE, 0, &sa, windows.OPEN_EXISTING, flags, 0)
+	if err != nil {
+		windows.CloseHandle(sh)
+		t.Fatalf("CreateFile: %v", err)
+	}
+	return uintptr(sh), uintptr(ch)
+}
+
+// MessagePipe is a NamedPipe of message type whose server handle is in
+// message-read mode.
+func MessagePipe(t testing.TB) (server, client uintptr) {
+	t.Helper()
+	return NamedPipe(t, windows.PIPE_TYPE_MESSAGE|windows.PIPE_READMODE_MESSAGE, 0)
+}
+
+var pipeSerial atomic.Int64
+
+// CloseOnCleanup closes h when the test ends, or before when the function
+// it returns is called.
+func CloseOnCleanup(t testing.TB, h uintptr) (closeNow func()) {
+	var once sync.Once
+	closeNow = func() { once.Do(func() { windows.CloseHandle(windows.Handle(h)) }) }
+	t.Cleanup(closeNow)
+	return closeNow
+}
+
+// SetMessageRead puts the pipe handle h in message-read mode.
+func SetMessageRead(t testing.TB, h uintptr) {
+	t.Helper()
+	mode := uint32(windows.PIPE_READMODE_MESSAGE)
+	if err := windows.SetNamedPipeHandleState(windows.Handle(h), &mode, nil, nil); err != nil {
+		t.Fatalf("SetNamedPipeHandleState(PIPE_READMODE_MESSAGE): %v", err)
+	}
+}
+
+// WriteMessage writes msg to the pipe handle h in one WriteFile, which on a
+// message-type pipe makes it one message, also when it is empty.
+func WriteMessage(t testing.TB, h uintptr, msg []byte) {
+	t.Helper()
+	var n uint32
+	if err := windows.WriteFile(windows.Handle(h), msg, &n, nil); err != nil || int(n) != len(msg) {
+		t.Fatalf("WriteFile(%q): wrote %d: %v", msg, n, err)
+	}
+}
+
+// ReadMessage reads from the pipe handle h with one ReadFile, which in
+// message-read mode returns one message whole.
+func ReadMessage(t testing.TB, h uintptr) []byte {
+	t.Helper()
+	buf := make([]byte, 64)
+	var n uint32
+	if err := windows.ReadFile(windows.Handle(h), buf, &n, nil); err != nil {
+		t.Fatalf("ReadFile: %v", err)
+	}
+	return buf[:n]
+}
+
+// DuplicateWithAccess returns a bare inheritable duplicate of h with only
+// the access given, for FromEnv to take or CloseOnCleanup to close.
+func DuplicateWithAccess(t testing.TB, h uintptr, access uint32) uintptr {
+	t.Helper()
+	var dup windows.Handle
+	p := windows.CurrentProcess()
+	if err := windows.DuplicateHandle(p, windows.Handle(h), p, &dup, access, true, 0); err != nil {
+		t.Fatalf("DuplicateHandle(%#x): %v", access, err)
+	}
+	return uintptr(dup)
+}
+
+// OpenEvent creates an inheritable event, a handle that is no file, closed
+// when the test ends.
+func OpenEvent(t testing.TB) uintptr {
+	t.Helper()
+	sa := windows.SecurityAttributes{InheritHandle: 1}
+	sa.Length = uint32(unsafe.Sizeof(sa))
+	h, err := windows.CreateEvent(&sa, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	CloseOnCleanup(t, uintptr(h))
+	return uintptr(h)
 }
