@@ -52,9 +52,10 @@ func main() {
 	_, exported := os.LookupEnv(readyEnv)
 	// Under systemd (Type=notify) or start-stop-daemon --notify-await the
 	// supervisor is the parent: serve in the foreground and report to it,
-	// with the same Ready and Fail. (Windows has no NOTIFY_SOCKET.)
-	_, supervised := os.LookupEnv("NOTIFY_SOCKET")
-	if exported || (supervised && runtime.GOOS != "windows") {
+	// with the same Ready and Fail. An empty NOTIFY_SOCKET counts as unset,
+	// as it does for Ready. (Windows has no NOTIFY_SOCKET.)
+	supervised := os.Getenv("NOTIFY_SOCKET") != "" && runtime.GOOS != "windows"
+	if exported || supervised {
 		os.Exit(daemon())
 	}
 	os.Exit(parent())
@@ -82,13 +83,11 @@ func parent() int {
 		fmt.Printf("daemon %d ready on %s\n", pid, msg)
 		cmd.Process.Release() // it runs on without us
 		return 0
-	case errors.Is(err, tokenpipe.ErrChildFailed): // before ctx: it may match both
+	case errors.Is(err, tokenpipe.ErrChildFailed):
 		fmt.Printf("daemon %d failed: %s\n", pid, msg)
-	case errors.Is(err, tokenpipe.ErrChildExited) && errors.Is(err, context.DeadlineExceeded):
-		fmt.Printf("daemon %d closed its end without a report and lived on: killed it after %v\n", pid, *timeout)
 	case errors.Is(err, tokenpipe.ErrChildExited):
 		fmt.Printf("daemon %d exited before it was ready\n", pid)
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, tokenpipe.ErrChildKilled):
 		fmt.Printf("daemon %d not ready after %v: killed it\n", pid, *timeout)
 	default:
 		fmt.Printf("daemon %d: %v\n", pid, err)
@@ -132,6 +131,7 @@ func daemon() int {
 	ctx, cancel := context.WithTimeout(ctx, *lifetime)
 	defer cancel()
 	<-ctx.Done()
+	tokenpipe.Notify("STOPPING=1") // to systemd or start-stop-daemon; none otherwise
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(shutdown)

@@ -112,6 +112,15 @@ func TestDaemonHangs(t *testing.T) {
 	}
 }
 
+// An empty NOTIFY_SOCKET counts as unset, as for Ready: run by hand with
+// one, daemonwait is the parent, starts the daemon and says it is ready,
+// rather than serving silently in the foreground.
+func TestEmptyNotifySocket(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "")
+	out, code := daemonwait(t, "-lifetime", "3s")
+	stopDaemon(t, expect(t, out, code, 0, `ready on \S+`))
+}
+
 func TestBadEnvironment(t *testing.T) {
 	exe, err := os.Executable()
 	if err != nil {
