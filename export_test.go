@@ -11,3 +11,11 @@ func InterruptedReads() int64 { return interruptedReads.Load() }
 
 // EndHandle returns the descriptor or handle behind an open end.
 func EndHandle(e *TokenPipeEnd) uintptr { return e.f.Load().sys.handle() }
+
+// ResetReports forgets, as a new process would, that Ready or Fail reported
+// and which NOTIFY_SOCKET they took, for tests that report in-process.
+func ResetReports() {
+	reportMu.Lock()
+	defer reportMu.Unlock()
+	reportMade, notifyTaken = false, ""
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,13 +29,27 @@ import (
 // a failure report, having no newline, never reads as ready to them.
 
 // ErrChildFailed is matched by the error StartAndWait returns when the child
-// reported failure with Fail (or any token other than 1).
+// reported failure: Fail, any token but 1, or an sd_notify ERRNO= line.
 var ErrChildFailed = errors.New("child reported failure")
 
-// ErrChildExited is matched by the error StartAndWait returns when the pipe
-// reached end of stream without a report: the child, and every process that
-// inherited its end, exited or closed the end without a word.
+// ErrChildExited is matched by the error StartAndWait returns when the child
+// exited without a report.
 var ErrChildExited = errors.New("child exited without a report")
+
+// ErrChildKilled is matched by the error StartAndWait returns when ctx ended
+// before the child reported, and StartAndWait killed it; the error matches
+// ctx.Err() too.
+var ErrChildKilled = errors.New("child killed")
+
+// ErrCleanup is matched by the error StartAndWait returns when it could not
+// remove the directory of the child's sd_notify socket. The rest of the
+// outcome stands: with a ready child, StartAndWait returns its message and
+// this error, and the child runs on.
+var ErrCleanup = errors.New("could not remove the sd_notify socket directory")
+
+// ErrAlreadyReported is matched by the error Ready and Fail return after the
+// first call that found a channel to report on: only one report goes out.
+var ErrAlreadyReported = errors.New("already reported: only the first Ready or Fail reports")
 
 const (
 	tokenFailed = 0
@@ -49,53 +64,43 @@ const (
 	reapDelay = time.Second
 )
 
-// Ready tells the parent that started this process with StartAndWait (or a
-// supervisor that waits for a newline on a descriptor, such as s6) that it is
-// ready: it takes the end exported under env with FromEnv, writes token 1, msg
-// and '\n', and closes the end. msg is free text for the parent, typically
-// the address the daemon listens on; newlines in it become spaces, invalid
-// UTF-8 becomes U+FFFD, and it is cut at 4 KiB, on a UTF-8 boundary.
+// Ready tells whoever started this process that it is ready: the parent's
+// StartAndWait, a supervisor that waits for a newline on a descriptor (s6),
+// or one that speaks sd_notify (systemd with Type=notify, start-stop-daemon
+// --notify-await). It takes the end exported under env with FromEnv, writes
+// token 1, msg and '\n', and closes the end; on Unix, when NOTIFY_SOCKET is
+// set and not empty, it also sends "STATUS=msg\nREADY=1" there and takes
+// NOTIFY_SOCKET out of the environment, so that the daemon's own children
+// do not report for it (Notify goes on using the socket). msg is free text,
+// typically the address the daemon listens on: newlines become spaces,
+// invalid UTF-8 becomes U+FFFD, and it is cut at 4 KiB on a UTF-8 boundary
+// (the STATUS= line, to fit systemd's 4 KiB datagram).
 //
-// On Unix, when NOTIFY_SOCKET is set (systemd with Type=notify,
-// start-stop-daemon --notify-await, or StartAndWait), Ready also sends
-// "STATUS=msg" and "READY=1" there in one sd_notify datagram (no STATUS= if
-// msg is empty; it is cut to fit systemd's 4 KiB), and then unsets
-// NOTIFY_SOCKET, so that the daemon's own children do not report for it. It
-// never waits for the supervisor to answer. On Windows NOTIFY_SOCKET is
-// ignored: there are no datagram AF_UNIX sockets there.
-//
-// Ready reports on every channel present and succeeds if one took the
-// report. When neither is present (the daemon was run by hand) it fails with
-// an error matching ErrNotExported, and so does every call after the first,
-// Ready or Fail, from any goroutine: only one report ever goes out. When every
-// channel present failed, the error names each: a bad value of env gives
-// FromEnv's error (os.ErrInvalid); a parent that has gone away gives an error
-// matching io.ErrClosedPipe; a NOTIFY_SOCKET that is not an absolute path or
-// an @abstract name (Linux) gives one matching os.ErrInvalid, and one that
-// nobody listens on the system's error (ENOENT, ECONNREFUSED). In every case
-// the end is closed when Ready returns. It blocks only while the parent is
-// slow to read a long message, or while the supervisor's queue is full (at
-// most 5 seconds).
+// Ready succeeds if one channel took the report. Run by hand, with neither
+// channel present, it fails with an error naming both and matching
+// ErrNotExported. When every channel present failed, the error names each:
+// a bad value of env gives FromEnv's error (os.ErrInvalid); a parent that has
+// gone away, one matching io.ErrClosedPipe; a bad NOTIFY_SOCKET (not an
+// absolute path or, on Linux, an @name), one matching os.ErrInvalid, and one
+// that nobody listens on, the system's error (ENOENT, ECONNREFUSED). Once a
+// call has found a channel, every later Ready or Fail, from any goroutine,
+// fails with ErrAlreadyReported: only one report goes out. Ready never waits
+// for an answer; it blocks only while the parent is slow to read a long
+// message, or while the supervisor's queue is full (at most 5 seconds). On
+// Windows NOTIFY_SOCKET is not used: there are no datagram AF_UNIX sockets.
 func Ready(env, msg string) error {
 	return report("Ready", env, tokenReady, msg, 0)
 }
 
-// Fail tells the parent that started this process with StartAndWait that it
-// failed to start, and why: it takes the end exported under env with FromEnv,
-// writes token 0 and reason's text, and closes the end. The text has no
-// newline (newlines become spaces), so a supervisor that waits for one never
-// takes a failure for readiness; invalid UTF-8 becomes U+FFFD, and it is cut
-// at 4 KiB, on a UTF-8 boundary. A nil reason, like an empty text, sends no
-// text: the parent's error then says "no reason given".
-//
-// When NOTIFY_SOCKET is set (Unix), Fail also sends "STATUS=reason" and a
-// non-zero ERRNO=: the errno that reason wraps, if it wraps a syscall.Errno
-// (errors.As), or else 5 (EIO), as sd_notify has no other way to say
-// "failed"; start-stop-daemon --notify-await then fails at once, printing the
-// errno's text, instead of waiting out its timeout. systemd records the errno
-// but does not fail the unit for it: exit after Fail.
-//
-// Errors and blocking are as for Ready; only the first report goes out.
+// Fail tells whoever started this process that it failed to start, and why:
+// as Ready, but it writes token 0 and reason's text, which has no newline, so
+// that a supervisor waiting for one never takes a failure for readiness. A
+// nil reason, like an empty text, sends no text: the parent's error says "no
+// reason given". To a NOTIFY_SOCKET it sends "STATUS=reason" and ERRNO=n:
+// the syscall.Errno that reason wraps (errors.As), or else 5 (EIO), as
+// sd_notify has no other way to say "failed". start-stop-daemon then fails
+// at once, printing the errno's text; systemd only records it: exit after
+// Fail. Errors and blocking are as for Ready.
 func Fail(env string, reason error) error {
 	text, errno := describe(reason)
 	return report("Fail", env, tokenFailed, text, errno)
@@ -132,8 +137,11 @@ func checkReportEnv(op, env string) error {
 }
 
 // reportMu makes each report go out on every channel before another call
-// looks for one, so that only the first report goes out, on all of them.
+// looks for one, and guards reportMade and notifyTaken.
 var reportMu sync.Mutex
+
+// reportMade is set once a Ready or Fail has found a channel.
+var reportMade bool
 
 // report sends one report on every channel present: the end exported under
 // env, and the socket NOTIFY_SOCKET names. It succeeds if one took it.
@@ -143,25 +151,43 @@ func report(op, env string, token byte, text string, errno int) error {
 	}
 	reportMu.Lock()
 	defer reportMu.Unlock()
-	text = cleanMessage(text)
-	pipeErr := reportPipe(env, token, text)
-	notified, notifyErr := notifyReport(text, errno, token == tokenReady)
-	switch {
-	case pipeErr == nil || notified:
-		return nil
-	case notifyErr == nil:
-		return &opError{op, pipeErr}
-	case errors.Is(pipeErr, ErrNotExported):
-		return &opError{op, notifyErr}
+	if reportMade {
+		return &opError{op, ErrAlreadyReported}
 	}
-	return &opError{op, errors.Join(pipeErr, notifyErr)}
+	text = cleanMessage(text)
+	piped, pipeErr := reportPipe(env, token, text)
+	notified, notifyErr := notifyReport(text, errno, token == tokenReady)
+	reportMade = piped || notified
+	if (piped && pipeErr == nil) || (notified && notifyErr == nil) {
+		return nil
+	}
+	var errs []error
+	if piped || !errors.Is(pipeErr, ErrNotExported) {
+		errs = append(errs, pipeErr)
+	}
+	if notified {
+		errs = append(errs, notifyErr)
+	}
+	if len(errs) == 0 {
+		return &opError{op, notExportedError(env)}
+	}
+	return &opError{op, errors.Join(errs...)}
+}
+
+// notExportedError says that neither channel a report could take is there.
+func notExportedError(env string) error {
+	if !notifySupported {
+		return fmt.Errorf("%s is not set: %w", env, ErrNotExported)
+	}
+	return fmt.Errorf("neither %s nor %s is set: %w", env, notifySocketEnv, ErrNotExported)
 }
 
 // reportPipe takes the end exported under env and writes one report to it.
-func reportPipe(env string, token byte, text string) error {
+// taken says whether there was an end to take.
+func reportPipe(env string, token byte, text string) (taken bool, err error) {
 	e, err := FromEnv(env)
 	if err != nil {
-		return err
+		return false, err
 	}
 	// One write: the report is in the pipe whole at once (pipes take up to
 	// PIPE_BUF, 4 KiB, in one piece, and more in one system call where they
@@ -176,7 +202,7 @@ func reportPipe(env string, token byte, text string) error {
 	if cerr := e.Close(); werr == nil {
 		werr = cerr
 	}
-	return werr
+	return true, werr
 }
 
 // cleanMessage makes text what the wire format allows: valid UTF-8, no
@@ -204,106 +230,52 @@ func trimPartialRune(b []byte) []byte {
 }
 
 // StartAndWait starts cmd with the write end of a new token pipe exported
-// under the environment variable env, and waits until the child reports with
-// Ready or Fail, the pipe reaches end of stream, or ctx ends. It closes its own
-// copy of the write end whether or not Start worked, so a dying child is
-// always noticed. It adds to cmd.Env, and to cmd.ExtraFiles (Unix) or
-// cmd.SysProcAttr.AdditionalInheritedHandles (Windows), keeping what is there
-// (see ExportTo).
+// under the variable env, and waits until the child reports with Ready or
+// Fail, exits, or ctx ends. Each outcome is told apart by errors.Is:
 //
-// A report is token 1 followed by a message up to '\n' or end of stream
-// (ready), or any other token followed by a reason up to end of stream
-// (failed); see the README for the wire format. At most 4 KiB of either is
-// read, and text is returned as valid UTF-8 with newlines made spaces. The
-// outcomes:
+//	the child                          msg, err              the child afterwards
+//	Ready(env, msg), or token 1        msg, nil              runs on: cmd.Wait or cmd.Process.Release it
+//	Fail(env, reason), another token   reason, ErrChildFailed   reaped
+//	exits without a report             "", ErrChildExited    reaped; the text has its exit status
+//	no report when ctx ends            "", ErrChildKilled    killed and reaped
+//	cannot be started                  "", Start's error     -
 //
-//   - Ready: (msg, nil). The child keeps running and belongs to the caller,
-//     who must cmd.Wait for it or cmd.Process.Release it. Token 1 is the
-//     child's word that it is ready: a child that writes it and then exits
-//     before the newline (or a Bitcoin-style child: token 1, then close) is
-//     ready too, with the message it got out. A message longer than 4 KiB is
-//     cut there and the pipe closed, so that a child writing on sees a broken
-//     pipe instead of hanging StartAndWait.
-//   - Failed: StartAndWait reads the reason (4 KiB at most; then it closes the
-//     pipe, and the child's further writes fail) up to end of stream or, as a
-//     process the child started before it reported may hold its end open
-//     for ever, until the child has exited and what the pipe holds is read
-//     (all of a report that Fail wrote, which it does in one call). It
-//     returns the reason as msg and an error matching ErrChildFailed whose
-//     text has the reason, or "no reason given".
-//   - End of stream first: StartAndWait waits for the child to exit and
-//     returns an error matching ErrChildExited whose text has the child's
-//     exit status ("exit status 3", "signal: killed"). With a child that
-//     double-forks, the grandchild that holds the end reports, or exits, in
-//     its place; the status is still the child's.
-//   - ctx ends before a report has begun: StartAndWait kills the child,
-//     waits for it, and returns an error matching ctx.Err(). If ctx has ended
-//     already, cmd is not started and is left as it was (like a Cmd never
-//     started, it keeps pipes made by StdinPipe and the like open). If
-//     token 1 has come, the child is ready, with the part of its message
-//     that came: so a child that writes token 1 and keeps its end open
-//     without a newline (`printf '\001' >&"$FD"; exec server` in a shell,
-//     where the server inherits the end) is ready when ctx ends. If a
-//     failure token has come, the child is killed and reaped, and the error
-//     matches ErrChildFailed and ctx.Err(), with the part of the reason
-//     that came. "Has come" means: is in the pipe when StartAndWait sees
-//     ctx end; it then reads that, without waiting for more, and decides.
-//   - cmd fails to start: that error, wrapped.
+// Token 1 is the child's word that it is ready: a child that writes it and
+// exits, or has not written the message's newline when ctx ends, is ready
+// with the part of the message that came. When ctx ends, what the pipe
+// holds is read, without waiting for more, and decides. A child that
+// reports failure, or closes its end without a report, and lives on until
+// ctx ends is killed: the error then matches ctx.Err() as well, as every
+// ErrChildKilled error does. StartAndWait kills only the child it started,
+// never a grandchild, and it closes its own copy of the write end whether or
+// not Start worked, so a dying child is always noticed.
 //
-// Waiting for the exit after a failure report or end of stream is also
-// bounded by ctx: a child that closes its end and lives on is killed when ctx
-// ends, and the error then matches ctx.Err() as well. StartAndWait kills only
-// the child it started, never a grandchild.
+// At most 4 KiB of a message or reason is read; a child that writes more
+// gets a broken pipe. Text is returned as valid UTF-8 with newlines made
+// spaces. A failure reason ends at end of stream or, as a process the child
+// started may hold the end for ever, once the child has exited.
 //
-// # sd_notify (Unix)
+// On Unix the child also gets NOTIFY_SOCKET, a datagram socket in a new
+// private directory, so that a daemon speaking sd_notify (systemd-notify,
+// libsystemd, Redis with --supervised systemd) is understood: READY=1 is
+// ready, with the last STATUS= as msg, and an ERRNO= line is a failure, as
+// start-stop-daemon reads them. The first report on either channel decides.
+// Where the system can watch a child without reaping it (Linux 5.4 and
+// later, the BSDs, macOS), a child that closes its end at start-up and
+// reports later over the socket is waited for. The socket and its directory
+// are removed before StartAndWait returns; if that fails, the error also
+// matches ErrCleanup (for a ready child, with msg and err both set).
 //
-// StartAndWait also makes a datagram socket in a new private directory (mode
-// 0700, in os.TempDir() or, if that path is too long for a socket address,
-// /tmp) and sets NOTIFY_SOCKET to it in the child's environment, replacing
-// any value there, so that a child that speaks sd_notify (through Ready and
-// Fail, libsystemd, systemd-notify; Redis with --supervised systemd) is
-// understood as well. The first report on either channel decides:
-//
-//   - READY=1: (msg, nil) with the last STATUS= as msg.
-//   - ERRNO= with a positive number before READY=1: as a failure report, with
-//     the last STATUS= as the reason and msg; the error also has the errno's
-//     text and matches the syscall.Errno. (ERRNO= and READY=1 in one datagram
-//     are a failure.)
-//   - A report on the pipe that has begun, or is waiting to be read, when a
-//     datagram decides, is the first, so that a Go child's Ready or Fail,
-//     which writes the pipe before it sends, gives the same result whichever
-//     StartAndWait reads first.
-//
-// Every descriptor a datagram carries is closed at once (so systemd-notify's
-// BARRIER=1 is answered); datagrams longer than 4 KiB or holding a NUL byte,
-// lines that are not READY=1, STATUS= or ERRNO=, and (Linux, where the kernel
-// attaches the sender's credentials) datagrams from another user are
-// ignored. The socket and its directory are removed before StartAndWait
-// returns, on every path; if they cannot be made, StartAndWait fails and
-// starts nothing.
-//
-// The child's death is still seen through the pipe, whose end the child
-// inherits even if it speaks only sd_notify. But a daemon may close its
-// inherited descriptors at start-up and report later, so on Linux (5.4 and
-// later, with a pidfd, which does not reap the child), the BSDs and macOS
-// (kqueue) the end of the pipe is not taken for the child's exit while the
-// child is alive: StartAndWait waits for its report, its exit or the end of
-// ctx. Elsewhere (Solaris, illumos, AIX) it is, as without sd_notify. A child
-// that sends READY=1 and then exits is ready, as one that writes token 1 and
-// exits is. EXTEND_TIMEOUT_USEC= does not move ctx's deadline, and MAINPID=,
-// WATCHDOG= and the rest are ignored.
-//
-// In every error case but bad arguments and Start failing, the child has been
-// waited for (cmd.ProcessState is set), and StartAndWait leaves no descriptor
-// or goroutine behind. Because cmd.Wait also waits for the goroutines that
-// copy a non-*os.File cmd.Stdin, Stdout or Stderr, which a grandchild holding
-// those pipes would keep open forever, StartAndWait sets cmd.WaitDelay to one
-// second before it waits, if it is zero; set it yourself to choose another
-// bound.
-//
-// A nil ctx or cmd, a cmd already started, or an empty env or one containing
-// '=' or NUL give an error matching os.ErrInvalid; cmd is not started and is
-// left as it was.
+// StartAndWait sets cmd.Env, cmd.ExtraFiles and (Windows) cmd.SysProcAttr
+// to new values that keep the caller's (see ExportTo), and on error paths
+// cmd.WaitDelay to one second if it is zero, as a grandchild holding the
+// child's output pipes would hold cmd.Wait for ever. In every error case but
+// bad arguments and Start failing, the child has been waited for, and no
+// descriptor is left behind. A nil ctx or cmd, a started cmd, or a bad env
+// (empty, holding '=' or NUL, or NOTIFY_SOCKET) give an error matching
+// os.ErrInvalid, and a ctx that has ended already, ctx.Err(); cmd is then
+// left as it was, not started. See the README for the wire format and the
+// sd_notify details.
 func StartAndWait(ctx context.Context, cmd *exec.Cmd, env string) (msg string, err error) {
 	const op = "StartAndWait"
 	switch {
@@ -321,28 +293,15 @@ func StartAndWait(ctx context.Context, cmd *exec.Cmd, env string) (msg string, e
 		return "", fmt.Errorf("tokenpipe: %s: %s: not started: %w", op, cmd.Path, err)
 	}
 	h := &handshake{cmd: cmd}
-	if notifySupported {
-		if h.notify, err = listenNotify(cmd.SysProcAttr); err != nil {
-			return "", &opError{op, err}
-		}
-		defer h.notify.close()
-		setEnv(cmd, notifySocketEnv, h.notify.addr)
-	}
-	if h.r, err = startExported(cmd, env); err != nil {
-		return "", &opError{op, err}
-	}
-	if h.notify != nil {
-		// Right after Start, before anyone can reap the child.
-		switch h.exit, err = watchExit(cmd.Process.Pid); {
-		case err == nil:
-			defer h.exit.close()
-		case !errors.Is(err, errors.ErrUnsupported):
-			h.r.Close()
-			h.killAndReap()
-			return "", fmt.Errorf("tokenpipe: %s: %s: watching for its exit: %w (killed it: %s)", op, cmd.Path, err, h.status())
+	msg, err = h.run(ctx, env)
+	if cerr := h.close(); cerr != nil {
+		cerr = fmt.Errorf("%w: %w", ErrCleanup, cerr)
+		if err == nil {
+			err = fmt.Errorf("ready, but %w", cerr)
+		} else {
+			err = fmt.Errorf("%w; and %w", err, cerr)
 		}
 	}
-	msg, err = h.wait(ctx)
 	if err != nil {
 		return msg, fmt.Errorf("tokenpipe: %s: %s: %w", op, cmd.Path, err)
 	}
@@ -371,209 +330,195 @@ func startExported(cmd *exec.Cmd, env string) (*TokenPipeEnd, error) {
 	return r, nil
 }
 
-// reportKind is what a report says.
-type reportKind int
-
-const (
-	reportReady reportKind = iota + 1
-	reportFailed
-)
-
-// pipeReport is what readReport returned.
-type pipeReport struct {
-	kind  reportKind
-	token byte
-	text  string
-	err   error
-}
-
 // handshake is one StartAndWait under way.
 type handshake struct {
 	cmd    *exec.Cmd
-	r      *TokenPipeEnd   // the read end; closed when wait returns
+	r      *TokenPipeEnd   // the pipe's read end
 	notify *notifyListener // the child's NOTIFY_SOCKET (Unix), or nil
 	exit   *exitWatch      // sees the child exit, where notify is set and the OS can
 	reaped chan struct{}   // closed once cmd.Wait has returned; nil until startReap
 }
 
-// wait is StartAndWait's event loop. Each source of news (the pipe, the
-// sd_notify socket, the child's exit) runs in a goroutine of its own that
-// sends one result; wait selects on those and ctx, and stops and joins every
-// goroutine before it returns (the socket's and the exit watch's in
-// StartAndWait).
+// run starts the child with its channels and waits for its report.
+func (h *handshake) run(ctx context.Context, env string) (string, error) {
+	if notifySupported {
+		var err error
+		if h.notify, err = listenNotify(h.cmd.SysProcAttr); err != nil {
+			return "", err
+		}
+		setEnv(h.cmd, notifySocketEnv, h.notify.addr)
+	}
+	r, err := startExported(h.cmd, env)
+	if err != nil {
+		return "", err
+	}
+	h.r = r
+	if h.notify != nil {
+		// Right after Start, before anyone can reap the child.
+		h.exit, err = watchExit(h.cmd.Process.Pid)
+		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			h.r.Close()
+			h.killAndReap()
+			return "", fmt.Errorf("watching for its exit: %w (killed it: %s)", err, h.status())
+		}
+	}
+	return h.wait(ctx)
+}
+
+// close releases the exit watch and the sd_notify socket, whose directory
+// it removes.
+func (h *handshake) close() error {
+	if h.exit != nil {
+		h.exit.close()
+	}
+	if h.notify != nil {
+		return h.notify.close()
+	}
+	return nil
+}
+
+// wait is StartAndWait's event loop: the pipe's reader, the sd_notify
+// socket, the child's exit and ctx each send news, and conclude deals with
+// the child once one of them decides.
 //
 // The first report on either channel decides. A report on the pipe that is
 // under way, or waiting to be read, when a datagram decides is the first:
-// the daemon's Ready and Fail write the pipe before the socket, and the pipe
-// carries the message whole, so the outcome does not depend on which of the
-// two is read first.
+// the daemon's Ready and Fail write the pipe before the socket, so the
+// outcome does not depend on which of the two is read first.
 func (h *handshake) wait(ctx context.Context) (string, error) {
-	pipe := make(chan pipeReport, 1)
-	readerDone := make(chan struct{})
-	var pipeStarted atomic.Bool
-	tokenRead := make(chan byte, 1)
-	d := newPipeReader(h.r)
-	defer d.drain() // releases its context
-	go func() {
-		defer close(readerDone)
-		var rep pipeReport
-		rep.kind, rep.token, rep.text, rep.err = readReport(d, &pipeStarted, tokenRead)
-		pipe <- rep
-	}()
-	// A failure reason has no end but end of stream, which a process the
-	// child started before it reported may hold off for ever; so the
-	// child's exit ends it too, the child being waited for as soon as a
-	// failure token comes, and the reason is then what the pipe holds.
-	// Fail writes its report in one call, so that is all of it, whoever
-	// wrote it; a reason written in pieces by a grandchild, after the
-	// child's exit, may be cut at a pause. (Telling that writer from the
-	// child by when the child exited cannot be done without a race that
-	// would leave the reason waiting for ever.) A ready message ends at
-	// its '\n'.
-	var reaped <-chan struct{}
-	// Closing the read end ends a pending read; and once a report is in, a
-	// child still writing sees a broken pipe instead of filling it forever.
-	stopped := false
-	stopReader := func() {
-		if !stopped {
-			stopped = true
-			h.r.Close()
-			<-readerDone
-		}
-	}
-	defer stopReader()
-
+	p := h.readPipe()
+	defer p.stop()
+	pipe := p.report
 	var decision <-chan notifyResult
 	if h.notify != nil {
 		decision = h.notify.decision
 	}
-	var exited <-chan struct{} // set once the pipe has ended
-	var notified *notifyResult // a datagram's decision, waiting for the pipe
+	var reaped, exited <-chan struct{}
+	var held *notifyResult // a datagram's decision, after a pipe report under way
 	for {
 		select {
-		case tok := <-tokenRead:
+		case tok := <-p.token:
 			if tok != tokenReady {
-				reaped = h.startReap()
+				reaped = h.startReap() // a reason ends when the child has exited
 			}
 		case <-reaped:
 			reaped = nil
-			d.drain()
+			p.d.drain()
 		case rep := <-pipe:
 			pipe = nil
-			stopReader()
-			switch {
-			case rep.err != io.EOF:
-				return h.conclude(ctx, rep)
-			case notified != nil:
-				return h.concludeNotify(ctx, *notified)
-			case h.notify == nil:
-				return h.conclude(ctx, rep)
+			p.stop()
+			switch o := rep.outcome(); {
+			case o.kind != childSilent || h.notify == nil:
+				return h.conclude(ctx, o)
+			case held != nil:
+				return h.conclude(ctx, notifyOutcome(*held))
 			}
-			// Every holder of the write end has closed it or exited; but a
-			// child that speaks sd_notify may have closed it at start-up and
-			// report later. Wait for its report or its exit.
+			// Every holder of the write end has closed it or exited, but a
+			// daemon may close its descriptors at start-up and report later.
 			exited = h.exitedChan()
 		case res := <-decision:
 			decision = nil
-			// Ready and Fail write the pipe before they send: if the pipe
-			// holds something unread, or the reader has begun a report,
-			// that report came first. (Checked in that order, as the
-			// reader takes the pipe's bytes before it says it has begun.)
-			if pipe != nil && (h.r.pending() || pipeStarted.Load()) {
-				notified = &res
+			if pipe != nil && p.reportUnderWay() {
+				held = &res
 				continue
 			}
-			stopReader()
-			return h.concludeNotify(ctx, res)
+			return h.conclude(ctx, notifyOutcome(res))
 		case <-exited:
-			// What the child sent before it exited is queued by now.
-			h.notify.drain()
+			h.notify.drain() // what the child sent before it exited is queued by now
 			select {
-			case res := <-decision:
-				return h.concludeNotify(ctx, res)
+			case res := <-h.notify.decision:
+				return h.conclude(ctx, notifyOutcome(res))
 			default:
+				return h.conclude(ctx, outcome{kind: childSilent, closed: true})
 			}
-			return h.conclude(ctx, pipeReport{err: io.EOF})
 		case <-ctx.Done():
-			rep := pipeReport{err: io.EOF}
-			if pipe != nil {
-				// What the child wrote before ctx ended is read first, so
-				// that whether it reported does not depend on how far the
-				// reader had got.
-				d.drain()
-				rep = <-pipe
-				stopReader()
-			}
-			// A report that was whole before the read end closed still
-			// counts: killing a daemon that said it was ready would help
-			// nobody. So does a datagram's, and so does token 1, the
-			// child's word that it is ready, with the part of its message
-			// that came (a child that writes token 1 and keeps its end
-			// open without the newline, as `printf '\001' >&$FD; exec
-			// server` in a shell does, is ready when ctx ends).
-			if rep.err == nil {
-				return h.conclude(ctx, rep)
-			}
-			switch rep.kind {
-			case reportReady:
-				return rep.text, nil
-			case reportFailed: // with the part of the reason that came
-				return h.conclude(ctx, pipeReport{kind: rep.kind, token: rep.token, text: rep.text})
-			}
-			if notified == nil {
-				select {
-				case res := <-decision:
-					notified = &res
-				default:
-				}
-			}
-			switch {
-			case notified != nil:
-				return h.concludeNotify(ctx, *notified)
-			case rep.err == io.EOF:
-				return h.conclude(ctx, rep) // kills: it lived on
-			}
-			h.killAndReap()
-			return "", fmt.Errorf("no report when the context ended (%s): %w", h.status(), ctx.Err())
+			return h.conclude(ctx, h.atContextEnd(p, pipe, held))
 		}
 	}
 }
 
-// conclude turns a report, or end of stream, into StartAndWait's result,
-// waiting for the child where the outcome says so.
-func (h *handshake) conclude(ctx context.Context, rep pipeReport) (string, error) {
-	switch {
-	case rep.err == io.EOF:
-		if err := h.reap(ctx); err != nil {
-			return "", fmt.Errorf("%w (it closed its end but lived on until the context ended: %s): %w", ErrChildExited, h.status(), err)
+// atContextEnd is what the child had said when ctx ended. What the pipe
+// holds is read first, without waiting for more, so that the outcome does
+// not depend on how far the reader had got: a report there, whole or begun,
+// counts, and so does a datagram's decision.
+func (h *handshake) atContextEnd(p *pipeSide, pipe <-chan pipeReport, held *notifyResult) outcome {
+	o := outcome{kind: childSilent, closed: true} // if the pipe had ended
+	if pipe != nil {
+		p.d.drain()
+		o = (<-pipe).outcome()
+		p.stop()
+	}
+	if o.kind != childSilent {
+		return o
+	}
+	if held == nil && h.notify != nil {
+		select {
+		case res := <-h.notify.decision:
+			held = &res
+		default:
 		}
-		return "", fmt.Errorf("%w: %s", ErrChildExited, h.status())
-	case rep.err != nil:
+	}
+	if held != nil {
+		return notifyOutcome(*held)
+	}
+	return o
+}
+
+// outcomeKind is what a child's report, or its silence, amounts to.
+type outcomeKind int
+
+const (
+	childReady  outcomeKind = iota + 1
+	childFailed             // reported failure
+	childSilent             // no report
+	childBroken             // the report could not be read
+)
+
+// outcome is what the child said, before StartAndWait deals with the child.
+type outcome struct {
+	kind   outcomeKind
+	msg    string // the message, or the failure's reason
+	cause  error  // what else a failure said; why a report could not be read
+	closed bool   // silent: the pipe ended (the child closed its end)
+}
+
+// conclude deals with the child as o says and returns StartAndWait's result:
+// a failed or silent child is waited for, and killed if ctx ends first.
+func (h *handshake) conclude(ctx context.Context, o outcome) (string, error) {
+	switch o.kind {
+	case childReady:
+		return o.msg, nil
+	case childBroken:
 		h.killAndReap()
-		return "", fmt.Errorf("reading the report: %w (killed the child: %s)", rep.err, h.status())
-	case rep.kind == reportReady:
-		return rep.text, nil
+		return "", fmt.Errorf("%w (killed the child: %s)", o.cause, h.status())
+	case childFailed:
+		err := fmt.Errorf("%w: %s", ErrChildFailed, reasonOrNone(o.msg))
+		if o.cause != nil {
+			err = fmt.Errorf("%w (%w)", err, o.cause)
+		}
+		if h.reap(ctx) {
+			err = fmt.Errorf("%w; it lived on until the context ended, so it was killed (%s): %w", err, h.status(), ctx.Err())
+		}
+		return o.msg, err
 	}
-	reason := reasonOrNone(rep.text)
-	if rep.token != tokenFailed {
-		reason = fmt.Sprintf("unknown token %d: %s", rep.token, reason)
+	if !h.reap(ctx) {
+		return "", fmt.Errorf("%w: %s", ErrChildExited, h.status())
 	}
-	return h.failed(ctx, rep.text, reason, nil)
+	if o.closed {
+		return "", fmt.Errorf("%w: it closed its end without a report and lived on until the context ended (%s): %w", ErrChildKilled, h.status(), ctx.Err())
+	}
+	return "", fmt.Errorf("%w: no report when the context ended (%s): %w", ErrChildKilled, h.status(), ctx.Err())
 }
 
-// failed concludes a failure report, on the pipe or over sd_notify: it waits
-// for the child to exit, killing it if ctx ends first, and returns msg with
-// an error that matches ErrChildFailed and has reason, and matches cause too
-// where it is not nil (and ctx.Err() if the child had to be killed).
-func (h *handshake) failed(ctx context.Context, msg, reason string, cause error) (string, error) {
-	err := fmt.Errorf("%w: %s", ErrChildFailed, reason)
-	if cause != nil {
-		err = fmt.Errorf("%w (%w)", err, cause)
+// notifyOutcome is what a datagram's decision says.
+func notifyOutcome(res notifyResult) outcome {
+	switch {
+	case res.err != nil:
+		return outcome{kind: childBroken, cause: res.err}
+	case res.state.failed:
+		return outcome{kind: childFailed, msg: cleanMessage(res.state.status), cause: res.state.errnoCause()}
 	}
-	if rerr := h.reap(ctx); rerr != nil {
-		err = fmt.Errorf("%w (it lived on until the context ended: %s): %w", err, h.status(), rerr)
-	}
-	return msg, err
+	return outcome{kind: childReady, msg: cleanMessage(res.state.status)}
 }
 
 // reasonOrNone is a failure's reason as the error says it.
@@ -584,47 +529,124 @@ func reasonOrNone(text string) string {
 	return text
 }
 
-// readReport reads one report through d: its kind, token and text. Text is
-// read up to '\n' (ready only), end of stream or maxMessage bytes, whichever
-// comes first; a ready message of exactly maxMessage bytes still has its
-// '\n' read, so that the daemon writing it never finds the pipe closed. Once
-// d drains, what the pipe holds ends the report as end of stream would. err
-// is io.EOF or errDrained only if no token came; after the token, an error
-// comes with the text read so far.
+// exitedChan returns a channel that is closed once the child has exited, or
+// at once where its exit cannot be watched: there the end of the pipe is
+// taken for the child's exit, as it is without sd_notify.
+func (h *handshake) exitedChan() <-chan struct{} {
+	if h.exit != nil {
+		return h.exit.exitedChan()
+	}
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+// pipeSide reads the child's report from the pipe in a goroutine of its
+// own, through d.
+type pipeSide struct {
+	r       *TokenPipeEnd
+	d       *pipeReader
+	report  chan pipeReport // receives the report, once
+	token   chan byte       // receives the report's token as soon as it is read
+	started atomic.Bool     // set once the token has been read
+	done    chan struct{}   // closed when the reading goroutine has returned
+}
+
+// pipeReport is what readReport returned.
+type pipeReport struct {
+	kind  outcomeKind // childReady or childFailed, once the token has come
+	token byte
+	text  string
+	err   error
+}
+
+// readPipe starts reading the report.
+func (h *handshake) readPipe() *pipeSide {
+	p := &pipeSide{
+		r:      h.r,
+		d:      newPipeReader(h.r),
+		report: make(chan pipeReport, 1),
+		token:  make(chan byte, 1),
+		done:   make(chan struct{}),
+	}
+	go func() {
+		defer close(p.done)
+		p.report <- readReport(p.d, &p.started, p.token)
+	}()
+	return p
+}
+
+// stop closes the read end, which ends a pending read (and, once a report is
+// in, makes a child that still writes see a broken pipe rather than fill it
+// for ever), and waits for the reading goroutine. It is idempotent.
+func (p *pipeSide) stop() {
+	p.r.Close()
+	<-p.done
+	p.d.drain() // releases its context
+}
+
+// reportUnderWay reports whether a report on the pipe has begun or waits
+// to be read. (Checked in that order, as the reader takes the pipe's bytes
+// before it says it has begun.)
+func (p *pipeSide) reportUnderWay() bool {
+	return p.r.pending() || p.started.Load()
+}
+
+// outcome is what the pipe's report says: a ready or failure report, whole
+// or begun, silence if the pipe ended (or was drained) before a token came.
+func (rep pipeReport) outcome() outcome {
+	switch {
+	case rep.err == io.EOF:
+		return outcome{kind: childSilent, closed: true}
+	case rep.err == errDrained:
+		return outcome{kind: childSilent}
+	case rep.err != nil:
+		return outcome{kind: childBroken, cause: fmt.Errorf("reading the report: %w", rep.err)}
+	case rep.kind == childFailed && rep.token != tokenFailed:
+		return outcome{kind: childFailed, msg: rep.text, cause: fmt.Errorf("unknown token %d", rep.token)}
+	}
+	return outcome{kind: rep.kind, msg: rep.text}
+}
+
+// readReport reads one report through d. Text is read up to '\n' (ready
+// only), end of stream or maxMessage bytes, whichever comes first; a ready
+// message of exactly maxMessage bytes still has its '\n' read, so that the
+// daemon writing it never finds the pipe closed. Once d drains, what the
+// pipe holds ends the report as end of stream would. err is io.EOF or
+// errDrained only if no token came; after the token, an error comes with the
+// text read so far.
 //
 // The token is sent on tokenRead (buffered) as soon as it is read, and
 // started is set.
-func readReport(d *pipeReader, started *atomic.Bool, tokenRead chan<- byte) (kind reportKind, token byte, text string, err error) {
-	token, err = d.read()
+func readReport(d *pipeReader, started *atomic.Bool, tokenRead chan<- byte) pipeReport {
+	token, err := d.read()
 	if err != nil {
-		return 0, 0, "", err
+		return pipeReport{err: err}
 	}
 	started.Store(true)
 	tokenRead <- token
-	kind = reportFailed
+	rep := pipeReport{kind: childFailed, token: token}
 	if token == tokenReady {
-		kind = reportReady
+		rep.kind = childReady
 	}
 	buf := make([]byte, 0, 64)
-	full := false
 	for {
 		b, err := d.read()
-		if err == io.EOF || err == errDrained || (b == '\n' && kind == reportReady && err == nil) {
+		if err == io.EOF || err == errDrained || (b == '\n' && rep.kind == childReady && err == nil) {
 			break
 		}
 		if err != nil {
-			return kind, token, cleanMessage(string(buf)), err
+			rep.err = err
+			break
 		}
 		if len(buf) == maxMessage {
-			full = true // b is past the limit
+			buf = trimPartialRune(buf) // b is past the limit: cut by it, not by the sender
 			break
 		}
 		buf = append(buf, b)
 	}
-	if full {
-		buf = trimPartialRune(buf) // cut by the limit, not by the sender
-	}
-	return kind, token, cleanMessage(string(buf)), nil
+	rep.text = cleanMessage(string(buf))
+	return rep
 }
 
 // pipeReader reads a report's bytes: each is waited for until drain is
@@ -679,23 +701,26 @@ func (h *handshake) startReap() <-chan struct{} {
 	return h.reaped
 }
 
-// reap waits for the child to exit, killing it if ctx ends first, in which
-// case it returns ctx.Err().
-func (h *handshake) reap(ctx context.Context) error {
+// reap waits for the child to exit, killing it if ctx ends (or has ended)
+// first, and reports whether the kill is what ended it: the child may exit
+// by itself as ctx ends, and the error must then say it exited
+// (TestStartAndWaitExitsAsContextEnds). On Unix kill(2) succeeds on a child
+// that has exited but is not yet reaped, so the status must show a signal;
+// on Windows TerminateProcess fails on a process that has exited, so its
+// success is proof (its exit code, 1, could be the child's own).
+func (h *handshake) reap(ctx context.Context) (killed bool) {
 	reaped := h.startReap()
 	select {
-	case <-reaped: // first: a child that has exited was not killed
-		return nil
-	default:
-	}
-	select {
 	case <-reaped:
-		return nil
+		return false
 	case <-ctx.Done():
-		h.cmd.Process.Kill()
-		<-reaped
-		return ctx.Err()
 	}
+	killed = h.cmd.Process.Kill() == nil // fails once cmd.Wait has returned
+	<-reaped
+	if s, ok := h.cmd.ProcessState.Sys().(interface{ Signaled() bool }); ok && runtime.GOOS != "windows" {
+		killed = killed && s.Signaled()
+	}
+	return killed
 }
 
 // killAndReap kills the child and waits for it.

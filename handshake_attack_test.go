@@ -105,6 +105,7 @@ func (e *typedNilErr) Error() string { return e.s }
 // hand with nothing exported, where Fail should just return ErrNotExported.
 // fmt recovers such panics ("<nil>" / "%!v(PANIC=...)"); Fail does not.
 func TestFailReasonPanics(t *testing.T) {
+	freshReports(t)
 	t.Setenv(readyEnv, "")
 	os.Unsetenv(readyEnv)
 	var reason *typedNilErr

@@ -365,6 +365,7 @@ func TestReadyFailNotifySocket(t *testing.T) {
 			tokenpipe.NotifyResult{Errno: int(syscall.EIO)}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			freshReports(t)
 			l := listen(t)
 			t.Setenv("NOTIFY_SOCKET", l.Addr())
 			if err := c.report(); err != nil {
@@ -376,18 +377,20 @@ func TestReadyFailNotifySocket(t *testing.T) {
 			if r := awaitDecision(t, l); r != c.want {
 				t.Fatalf("the supervisor got %+v, want %+v", r, c.want)
 			}
-			if err := c.report(); !errors.Is(err, tokenpipe.ErrNotExported) {
-				t.Fatalf("a second report: got %v, want ErrNotExported", err)
+			if err := c.report(); !errors.Is(err, tokenpipe.ErrAlreadyReported) {
+				t.Fatalf("a second report: got %v, want ErrAlreadyReported", err)
 			}
 		})
 	}
 	t.Run("empty NOTIFY_SOCKET", func(t *testing.T) {
+		freshReports(t)
 		t.Setenv("NOTIFY_SOCKET", "")
 		if err := tokenpipe.Ready(readyEnv, "x"); !errors.Is(err, tokenpipe.ErrNotExported) {
 			t.Fatalf("got %v, want ErrNotExported", err)
 		}
 	})
 	t.Run("nobody listening", func(t *testing.T) {
+		freshReports(t)
 		addr := filepath.Join(t.TempDir(), "gone")
 		t.Setenv("NOTIFY_SOCKET", addr)
 		err := tokenpipe.Ready(readyEnv, "x")
@@ -397,6 +400,7 @@ func TestReadyFailNotifySocket(t *testing.T) {
 		}
 	})
 	t.Run("pipe takes it, socket fails", func(t *testing.T) {
+		freshReports(t)
 		r, w := rawPipe(t)
 		t.Setenv(readyEnv, strconv.Itoa(w))
 		t.Setenv("NOTIFY_SOCKET", "relative/path")
@@ -407,7 +411,24 @@ func TestReadyFailNotifySocket(t *testing.T) {
 			t.Fatalf("the pipe got (%q, %v)", got, err)
 		}
 	})
+	// Once a channel took the report, every later call is refused the same
+	// way, whatever the variable holds.
+	t.Run("bad variable, socket takes it", func(t *testing.T) {
+		freshReports(t)
+		l := listen(t)
+		t.Setenv(readyEnv, "not-a-number")
+		t.Setenv("NOTIFY_SOCKET", l.Addr())
+		if err := tokenpipe.Ready(readyEnv, "up"); err != nil {
+			t.Fatalf("got %v, want nil: the socket took the report", err)
+		}
+		for _, err := range []error{tokenpipe.Fail(readyEnv, errors.New("late")), tokenpipe.Ready(readyEnv, "again")} {
+			if !errors.Is(err, tokenpipe.ErrAlreadyReported) || !strings.Contains(err.Error(), "already") {
+				t.Fatalf("a later report: got %v, want ErrAlreadyReported, saying \"already\"", err)
+			}
+		}
+	})
 	t.Run("both fail", func(t *testing.T) {
+		freshReports(t)
 		r, w := rawPipe(t)
 		r.Close() // the parent has gone away
 		t.Setenv(readyEnv, strconv.Itoa(w))
@@ -483,6 +504,7 @@ func TestReadySupervisorNotReading(t *testing.T) {
 	t.Setenv(readyEnv, "")
 	os.Unsetenv(readyEnv)
 	t.Setenv("NOTIFY_SOCKET", addr)
+	freshReports(t)
 	done := make(chan error, 1)
 	go func() { done <- tokenpipe.Ready(readyEnv, "x") }()
 	select {
@@ -691,4 +713,71 @@ func TestStartAndWaitBlockingDescriptor(t *testing.T) {
 	if _, err := io.Copy(io.Discard, conn); err != nil {
 		t.Fatalf("the connection did not end: the socket was not closed: %v", err)
 	}
+}
+
+func init() {
+	// sd-ready-after-littering makes, in its NOTIFY_SOCKET's directory, what
+	// arg says, then reports with Ready and waits for standard input to
+	// close. "read-only": a subdirectory holding a file, then that
+	// subdirectory and the directory itself made read-only (0500).
+	// "moved": the directory renamed to dir+".moved", and a symbolic link to
+	// the directory named by arg 2 put in its place.
+	helpers["sd-ready-after-littering"] = func() int {
+		dir := filepath.Dir(os.Getenv("NOTIFY_SOCKET"))
+		var err error
+		switch os.Args[1] {
+		case "read-only":
+			sub := filepath.Join(dir, "sub")
+			err = errors.Join(os.Mkdir(sub, 0o700), os.WriteFile(filepath.Join(sub, "file"), nil, 0o600),
+				os.Chmod(sub, 0o500), os.Chmod(dir, 0o500))
+		case "moved":
+			err = errors.Join(os.Rename(dir, dir+".moved"), os.Symlink(os.Args[2], dir))
+		}
+		if err != nil {
+			return helperExit(3, err)
+		}
+		if err := tokenpipe.Ready(readyEnv, "littered"); err != nil {
+			return helperExit(3, err)
+		}
+		holdStdin()
+		return 0
+	}
+}
+
+// The socket's directory goes, whatever the child (the same user) left in
+// it; and where it cannot go, StartAndWait says so (ErrCleanup), keeps the
+// child's outcome, and changes nothing outside the directory it made: a
+// child that moved the directory away and left a symbolic link in its place
+// does not get it to change what the link points to.
+func TestStartAndWaitRemovesSocketDir(t *testing.T) {
+	t.Run("read-only", func(t *testing.T) {
+		cmd, _ := hsCommand(t, "sd-ready-after-littering", "read-only")
+		msg, err := sdStartAndWait(t, cmd) // checks that the directory is gone
+		if err != nil || msg != "littered" {
+			t.Fatalf("got (%q, %v), want (\"littered\", nil)", msg, err)
+		}
+	})
+	t.Run("moved", func(t *testing.T) {
+		target := t.TempDir()
+		if err := os.Chmod(target, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(target, "keep"), nil, 0o644)
+		cmd, _ := hsCommand(t, "sd-ready-after-littering", "moved", target)
+		msg, err := startAndWait(cmd)
+		dir := filepath.Dir(notifySocket(t, cmd))
+		t.Cleanup(func() { os.Remove(dir); os.RemoveAll(dir + ".moved") })
+		if !errors.Is(err, tokenpipe.ErrCleanup) || msg != "littered" || !strings.Contains(err.Error(), dir) {
+			t.Fatalf("got (%q, %v), want (\"littered\", ErrCleanup naming %s)", msg, err, dir)
+		}
+		if st, err := os.Stat(target); err != nil || st.Mode().Perm() != 0o755 {
+			t.Fatalf("the link's target: %v (%v), want it as it was, mode 0755", st.Mode(), err)
+		}
+		if _, err := os.Stat(filepath.Join(target, "keep")); err != nil {
+			t.Fatalf("the link's target lost a file: %v", err)
+		}
+		if entries, err := os.ReadDir(dir + ".moved"); err != nil || len(entries) != 0 {
+			t.Fatalf("the moved directory holds %d entries (%v), want it emptied", len(entries), err)
+		}
+	})
 }

@@ -122,6 +122,14 @@ func init() {
 		code, _ := strconv.Atoi(os.Args[1])
 		return code
 	}
+	// hs-exit-at-eof says "running" on standard output, then exits with
+	// code arg, without a report, once its standard input closes.
+	helpers["hs-exit-at-eof"] = func() int {
+		code, _ := strconv.Atoi(os.Args[1])
+		fmt.Println("running")
+		holdStdin()
+		return code
+	}
 	// hs-kill-self dies by SIGKILL (Unix) or TerminateProcess (Windows).
 	helpers["hs-kill-self"] = func() int {
 		killSelf()
@@ -184,7 +192,7 @@ func init() {
 		return 3
 	}
 	// hs-race calls Ready and Fail at once: exactly one may report, the
-	// other must get ErrNotExported. It exits 0 if so.
+	// other must get ErrAlreadyReported. It exits 0 if so.
 	helpers["hs-race"] = func() int {
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
@@ -195,8 +203,8 @@ func init() {
 			return helperExit(9, fmt.Errorf("Ready: %v, Fail: %v: want exactly one nil", errs[0], errs[1]))
 		}
 		for _, err := range errs {
-			if err != nil && !errors.Is(err, tokenpipe.ErrNotExported) {
-				return helperExit(9, fmt.Errorf("the loser: %v, want ErrNotExported", err))
+			if err != nil && !errors.Is(err, tokenpipe.ErrAlreadyReported) {
+				return helperExit(9, fmt.Errorf("the loser: %v, want ErrAlreadyReported", err))
 			}
 		}
 		return 0
@@ -220,14 +228,20 @@ func init() {
 		if err := tokenpipe.Ready(readyEnv, "first"); err != nil {
 			return helperExit(3, err)
 		}
-		if err := tokenpipe.Ready(readyEnv, "second"); !errors.Is(err, tokenpipe.ErrNotExported) {
-			return helperExit(9, fmt.Errorf("second Ready: %v, want ErrNotExported", err))
-		}
-		if err := tokenpipe.Fail(readyEnv, errors.New("late")); !errors.Is(err, tokenpipe.ErrNotExported) {
-			return helperExit(9, fmt.Errorf("Fail after Ready: %v, want ErrNotExported", err))
+		for _, err := range []error{tokenpipe.Ready(readyEnv, "second"), tokenpipe.Fail(readyEnv, errors.New("late"))} {
+			if !errors.Is(err, tokenpipe.ErrAlreadyReported) || !strings.Contains(err.Error(), "already") {
+				return helperExit(9, fmt.Errorf("a later report: %v, want ErrAlreadyReported, saying \"already\"", err))
+			}
 		}
 		return 0
 	}
+}
+
+// freshReports lets the test call Ready and Fail in-process as a new process
+// would, and again for the tests after it.
+func freshReports(t *testing.T) {
+	tokenpipe.ResetReports()
+	t.Cleanup(tokenpipe.ResetReports)
 }
 
 // childEndNamed is FromEnv(env) in a helper child, which exits 3 if it fails.
@@ -408,7 +422,7 @@ func TestStartAndWaitRawTokens(t *testing.T) {
 	}{
 		{"bitcoin ready", "1", "", "exit", nil, "", ""},
 		{"bitcoin failed", "0", "", "exit", tokenpipe.ErrChildFailed, "", "child reported failure: no reason given"},
-		{"unknown token", "7", "odd", "exit", tokenpipe.ErrChildFailed, "odd", "child reported failure: unknown token 7: odd"},
+		{"unknown token", "7", "odd", "exit", tokenpipe.ErrChildFailed, "odd", "child reported failure: odd (unknown token 7)"},
 		{"ready, then died before the newline", "1", "partial", "die", nil, "partial", ""},
 		{"failure reason with newlines", "0", "a\nb\n", "exit", tokenpipe.ErrChildFailed, "a b ", "child reported failure: a b "},
 	} {
@@ -562,7 +576,7 @@ func TestStartAndWaitLingers(t *testing.T) {
 		want error
 	}{
 		{"failed", []string{"0", "gave up", "close-hang"}, tokenpipe.ErrChildFailed},
-		{"no report", []string{"", "", "close-hang"}, tokenpipe.ErrChildExited},
+		{"no report", []string{"", "", "close-hang"}, tokenpipe.ErrChildKilled},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for range 5 {
@@ -581,6 +595,50 @@ func TestStartAndWaitLingers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Whatever the interleaving of a child's own exit and the end of ctx, the
+// outcome says what happened, as the child's status shows it: a child that
+// exited by itself, with status 3, "exited"; one that StartAndWait killed
+// was "killed".
+func TestStartAndWaitExitAsContextEnds(t *testing.T) {
+	killed := "signal: killed"
+	if runtime.GOOS == "windows" {
+		killed = "exit status 1" // TerminateProcess's exit code, as os.Process.Kill uses it
+	}
+	for range 60 {
+		cmd, stdin := hsCommand(t, "hs-exit-at-eof", "3")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := goStartAndWait(ctx, cmd)
+		bufio.NewReader(stdout).ReadString('\n') // running (or failed to start: the result says)
+		stdin.Close()                            // the child exits
+		cancel()
+		var r started
+		select {
+		case r = <-done:
+		case <-time.After(hangGuard):
+			t.Fatalf("StartAndWait still blocked %v after its context ended", hangGuard)
+		}
+		reaped(t, cmd)
+		exited := errors.Is(r.err, tokenpipe.ErrChildExited) && !errors.Is(r.err, tokenpipe.ErrChildKilled) &&
+			!errors.Is(r.err, context.Canceled) && !strings.Contains(r.err.Error(), "context")
+		switch status := cmd.ProcessState.String(); status {
+		case "exit status 3":
+			if !exited || !strings.HasSuffix(r.err.Error(), "child exited without a report: exit status 3") {
+				t.Fatalf("the child exited by itself (%s), but StartAndWait said %v", status, r.err)
+			}
+		case killed:
+			if !errors.Is(r.err, tokenpipe.ErrChildKilled) || !errors.Is(r.err, context.Canceled) {
+				t.Fatalf("StartAndWait killed the child (%s), but said %v", status, r.err)
+			}
+		default:
+			t.Fatalf("child ended with %s; StartAndWait said %v", status, r.err)
+		}
 	}
 }
 
@@ -759,15 +817,31 @@ func TestOneReport(t *testing.T) {
 	})
 }
 
-// Run by hand, with nothing exported: ErrNotExported, which a daemon ignores.
+// Run by hand, with nothing exported: ErrNotExported, which a daemon ignores,
+// naming the variable and, where it is looked for, NOTIFY_SOCKET.
 func TestReportNotExported(t *testing.T) {
+	freshReports(t)
 	t.Setenv(readyEnv, "")
 	os.Unsetenv(readyEnv)
-	if err := tokenpipe.Ready(readyEnv, "x"); !errors.Is(err, tokenpipe.ErrNotExported) || !strings.HasPrefix(err.Error(), "tokenpipe: Ready: ") {
-		t.Errorf("Ready: got %v, want ErrNotExported, named Ready", err)
+	t.Setenv("NOTIFY_SOCKET", "")
+	names := []string{readyEnv}
+	if runtime.GOOS != "windows" {
+		names = append(names, "NOTIFY_SOCKET")
 	}
-	if err := tokenpipe.Fail(readyEnv, nil); !errors.Is(err, tokenpipe.ErrNotExported) || !strings.HasPrefix(err.Error(), "tokenpipe: Fail: ") {
-		t.Errorf("Fail: got %v, want ErrNotExported, named Fail", err)
+	for op, report := range map[string]func() error{
+		"Ready": func() error { return tokenpipe.Ready(readyEnv, "x") },
+		"Fail":  func() error { return tokenpipe.Fail(readyEnv, nil) },
+	} {
+		err := report()
+		if !errors.Is(err, tokenpipe.ErrNotExported) || !strings.HasPrefix(err.Error(), "tokenpipe: "+op+": ") {
+			t.Errorf("%s: got %v, want ErrNotExported, named %s", op, err, op)
+			continue
+		}
+		for _, name := range names {
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("%s: %q does not name %s", op, err, name)
+			}
+		}
 	}
 	t.Setenv(readyEnv, "not-a-number")
 	if err := tokenpipe.Ready(readyEnv, "x"); !errors.Is(err, os.ErrInvalid) || !strings.Contains(err.Error(), readyEnv) {

@@ -134,6 +134,7 @@ func TestMessageModePipe(t *testing.T) {
 		server, client := tokenpipe.MessagePipe(t)
 		tokenpipe.CloseOnCleanup(t, server)
 		t.Setenv(endEnv, strconv.FormatUint(uint64(client), 10))
+		freshReports(t)
 		if err := tokenpipe.Ready(endEnv, "up"); err != nil {
 			t.Fatal(err)
 		}
@@ -195,6 +196,7 @@ func TestFromEnvRefusesHandleWithoutAccess(t *testing.T) {
 			if msg := err.Error(); !strings.Contains(msg, "handle "+v+" "+c.says) || strings.Contains(msg, "socket?") {
 				t.Errorf("error %q does not say that handle %s %s", msg, v, c.says)
 			}
+			freshReports(t)
 			if err := tokenpipe.Ready(endEnv, "up"); !errors.Is(err, os.ErrInvalid) {
 				t.Errorf("Ready: got %v, want os.ErrInvalid", err)
 			}

@@ -2,12 +2,13 @@ package tokenpipe
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -142,11 +143,12 @@ func formatNotify(status string, errno int, ready bool) []byte {
 }
 
 // notifyReport sends a report to the supervisor that NOTIFY_SOCKET names,
-// if it is set and not empty, and unsets it, so that the daemon's own
-// children do not report for it. sent says whether the report went out; err
-// names NOTIFY_SOCKET. Where there are no sd_notify sockets (Windows) it
-// does nothing.
-func notifyReport(status string, errno int, ready bool) (sent bool, err error) {
+// if it is set and not empty, and takes the variable out of the
+// environment, so that the daemon's own children do not report for it; it
+// keeps the address for Notify. taken says whether there was one. Where
+// there are no sd_notify sockets (Windows) it does nothing. reportMu must be
+// held.
+func notifyReport(status string, errno int, ready bool) (taken bool, err error) {
 	if !notifySupported {
 		return false, nil
 	}
@@ -155,26 +157,85 @@ func notifyReport(status string, errno int, ready bool) (sent bool, err error) {
 	if addr == "" {
 		return false, nil
 	}
-	if err := sendNotify(addr, formatNotify(status, errno, ready)); err != nil {
-		return false, err
-	}
-	return true, nil
+	notifyTaken = addr
+	return true, sendNotify(addr, formatNotify(status, errno, ready))
 }
 
-// concludeNotify turns a decisive sd_notify result into StartAndWait's
-// result, waiting for the child where the outcome says so, as conclude does
-// for a pipe report: ERRNO= is a failure (reported as the last STATUS=,
-// with the errno), READY=1 readiness with the last STATUS= as the message.
-func (h *handshake) concludeNotify(ctx context.Context, res notifyResult) (string, error) {
-	if res.err != nil {
-		h.killAndReap()
-		return "", fmt.Errorf("%w (killed the child: %s)", res.err, h.status())
+// notifyTaken is the NOTIFY_SOCKET that Ready or Fail took out of the
+// environment, for Notify; reportMu guards it.
+var notifyTaken string
+
+// Notify sends state to the service manager, as sd_notify(3) does: one
+// datagram of newline-separated KEY=VALUE lines (WATCHDOG=1, STOPPING=1,
+// RELOADING=1, STATUS=...) to the socket that NOTIFY_SOCKET names, or, once
+// Ready or Fail have taken that variable out of the environment, to the
+// socket they took: a daemon keeps talking to systemd after Ready, while
+// the children it starts never see NOTIFY_SOCKET. It does not check the
+// keys (see sd_notify(3)).
+//
+// Notify fails with an error matching ErrNotExported when there never was a
+// socket (the process was not started by a service manager; always on
+// Windows, which has none), and with one matching os.ErrInvalid for a state
+// that sd_notify cannot carry: empty, holding a NUL byte, or longer than the
+// 4096 bytes systemd reads. Other errors are as for Ready's NOTIFY_SOCKET.
+// Like Ready, it never waits for an answer, and blocks only while the
+// manager's queue is full, for at most 5 seconds. It is safe for concurrent
+// use, and with Ready and Fail.
+func Notify(state string) error {
+	const op = "Notify"
+	switch {
+	case state == "":
+		return fmt.Errorf("tokenpipe: %s: empty state: %w", op, os.ErrInvalid)
+	case strings.IndexByte(state, 0) >= 0:
+		return fmt.Errorf("tokenpipe: %s: state holds a NUL byte, which makes systemd drop it: %w", op, os.ErrInvalid)
+	case len(state) > maxNotifyMessage:
+		return fmt.Errorf("tokenpipe: %s: state of %d bytes, more than the %d that systemd reads: %w", op, len(state), maxNotifyMessage, os.ErrInvalid)
 	}
-	status := cleanMessage(res.state.status)
-	if !res.state.failed {
-		return status, nil
+	reportMu.Lock()
+	addr := os.Getenv(notifySocketEnv)
+	if addr == "" {
+		addr = notifyTaken
 	}
-	return h.failed(ctx, status, reasonOrNone(status), res.state.errnoCause())
+	reportMu.Unlock()
+	switch {
+	case !notifySupported:
+		return fmt.Errorf("tokenpipe: %s: sd_notify is not available on this system: %w", op, ErrNotExported)
+	case addr == "":
+		return fmt.Errorf("tokenpipe: %s: %s is not set, and no Ready or Fail took it: %w", op, notifySocketEnv, ErrNotExported)
+	}
+	if err := sendNotify(addr, []byte(state)); err != nil {
+		return fmt.Errorf("tokenpipe: %s: %w", op, err)
+	}
+	return nil
+}
+
+// WatchdogInterval returns how often the service manager expects WATCHDOG=1
+// from this process (systemd's WatchdogSec=): WATCHDOG_USEC, when
+// WATCHDOG_PID is unset or names this process, as sd_watchdog_enabled(3)
+// reads them. It returns 0 when no watchdog is asked of this process, and
+// an error naming the variable and its value, matching os.ErrInvalid, when a
+// value is not a positive decimal number. Send Notify("WATCHDOG=1") at half
+// the interval, as sd_watchdog_enabled(3) advises.
+func WatchdogInterval() (time.Duration, error) {
+	const op = "WatchdogInterval"
+	usec, ok := os.LookupEnv("WATCHDOG_USEC")
+	if !ok {
+		return 0, nil
+	}
+	if pid, ok := os.LookupEnv("WATCHDOG_PID"); ok {
+		n, err := strconv.ParseUint(pid, 10, 31)
+		if err != nil || n == 0 {
+			return 0, fmt.Errorf("tokenpipe: %s: WATCHDOG_PID=%q is not a process id: %w", op, pid, os.ErrInvalid)
+		}
+		if int(n) != os.Getpid() {
+			return 0, nil // the watchdog is another process's
+		}
+	}
+	n, err := strconv.ParseUint(usec, 10, 64)
+	if err != nil || n == 0 || n > math.MaxInt64/uint64(time.Microsecond) {
+		return 0, fmt.Errorf("tokenpipe: %s: WATCHDOG_USEC=%q is not a positive number of microseconds: %w", op, usec, os.ErrInvalid)
+	}
+	return time.Duration(n) * time.Microsecond, nil
 }
 
 // errnoCause describes the ERRNO= line that decided: with the errno's text
@@ -187,16 +248,4 @@ func (s *notifyState) errnoCause() error {
 		return errors.New("ERRNO=0")
 	}
 	return fmt.Errorf("ERRNO=%q, which is not a number", s.value)
-}
-
-// exitedChan returns a channel that is closed once the child has exited, or
-// at once where its exit cannot be watched: there the end of the pipe is
-// taken for the child's exit, as it is without sd_notify.
-func (h *handshake) exitedChan() <-chan struct{} {
-	if h.exit != nil {
-		return h.exit.exitedChan()
-	}
-	c := make(chan struct{})
-	close(c)
-	return c
 }

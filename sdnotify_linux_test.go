@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -441,5 +442,109 @@ func TestNotifyListenerChildUser(t *testing.T) {
 	send(t, l.Addr(), []byte("STATUS=child\nERRNO=5"), claim(child))
 	if r := awaitDecision(t, l); r.Ready || r.Errno != 5 || r.Status != "child" {
 		t.Fatalf("got %+v, want the child user's ERRNO=5", r)
+	}
+}
+
+// manager is a datagram socket standing in for the service manager.
+type manager struct {
+	conn *net.UnixConn
+	addr string
+}
+
+// listenManager listens at addr, a path or an @abstract name.
+func listenManager(t *testing.T, addr string) *manager {
+	t.Helper()
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &manager{conn, addr}
+}
+
+// next returns the next datagram.
+func (r *manager) next(t *testing.T) string {
+	t.Helper()
+	buf := make([]byte, 8192)
+	r.conn.SetReadDeadline(time.Now().Add(hangGuard))
+	n, err := r.conn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(buf[:n])
+}
+
+// Notify sends what it is given to NOTIFY_SOCKET, a path or an @abstract
+// name, without unsetting it; after Ready has taken the variable out of the
+// environment, to the socket Ready took, while children started after Ready
+// see no NOTIFY_SOCKET.
+func TestNotify(t *testing.T) {
+	for _, addr := range []string{
+		filepath.Join(t.TempDir(), "manager"),
+		fmt.Sprintf("@tokenpipe-test-manager-%d", os.Getpid()),
+	} {
+		t.Run(addr, func(t *testing.T) {
+			freshReports(t)
+			t.Setenv(readyEnv, "")
+			os.Unsetenv(readyEnv)
+			m := listenManager(t, addr)
+			t.Setenv("NOTIFY_SOCKET", addr)
+			if err := tokenpipe.Notify("STATUS=loading"); err != nil {
+				t.Fatal(err)
+			}
+			if got := m.next(t); got != "STATUS=loading" {
+				t.Fatalf("the manager got %q", got)
+			}
+			if os.Getenv("NOTIFY_SOCKET") != addr {
+				t.Fatal("Notify changed NOTIFY_SOCKET")
+			}
+			if err := tokenpipe.Ready(readyEnv, "up"); err != nil {
+				t.Fatal(err)
+			}
+			if got := m.next(t); got != "STATUS=up\nREADY=1\n" {
+				t.Fatalf("the manager got %q from Ready", got)
+			}
+			out, err := exec.Command("sh", "-c", `echo "${NOTIFY_SOCKET-unset}"`).Output()
+			if err != nil || string(out) != "unset\n" {
+				t.Fatalf("a child started after Ready saw NOTIFY_SOCKET=%q (%v)", out, err)
+			}
+			for _, state := range []string{"WATCHDOG=1", "STATUS=reloading\nRELOADING=1", "STOPPING=1"} {
+				if err := tokenpipe.Notify(state); err != nil {
+					t.Fatal(err)
+				}
+				if got := m.next(t); got != state {
+					t.Fatalf("the manager got %q, want %q", got, state)
+				}
+			}
+		})
+	}
+}
+
+// Notify races with Ready and with itself and loses nothing.
+func TestNotifyConcurrent(t *testing.T) {
+	freshReports(t)
+	t.Setenv(readyEnv, "")
+	os.Unsetenv(readyEnv)
+	m := listenManager(t, filepath.Join(t.TempDir(), "manager"))
+	t.Setenv("NOTIFY_SOCKET", m.addr)
+	var wg sync.WaitGroup
+	errs := make(chan error, 11)
+	wg.Go(func() { errs <- tokenpipe.Ready(readyEnv, "up") })
+	for range 10 {
+		wg.Go(func() { errs <- tokenpipe.Notify("WATCHDOG=1") })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]int{}
+	for range 11 {
+		got[m.next(t)]++
+	}
+	if got["WATCHDOG=1"] != 10 || got["STATUS=up\nREADY=1\n"] != 1 {
+		t.Fatalf("the manager got %v", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 // datagram AF_UNIX sockets to send to. Ready neither uses nor unsets it, and
 // StartAndWait does not set it for the child.
 func TestNotifySocketIgnoredOnWindows(t *testing.T) {
+	freshReports(t)
 	t.Setenv(readyEnv, "")
 	os.Unsetenv(readyEnv)
 	t.Setenv("NOTIFY_SOCKET", `C:\nonexistent\socket`)
@@ -33,5 +34,14 @@ func TestNotifySocketIgnoredOnWindows(t *testing.T) {
 		if strings.HasPrefix(strings.ToUpper(kv), "NOTIFY_SOCKET=") {
 			t.Fatalf("StartAndWait set %s", kv)
 		}
+	}
+}
+
+// Notify has no socket to send to on Windows: ErrNotExported, whatever
+// NOTIFY_SOCKET holds.
+func TestNotifyOnWindows(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", `C:\nonexistent\socket`)
+	if err := tokenpipe.Notify("WATCHDOG=1"); !errors.Is(err, tokenpipe.ErrNotExported) {
+		t.Fatalf("got %v, want ErrNotExported", err)
 	}
 }
