@@ -21,14 +21,21 @@ func ExampleStartAndWait() {
 	defer cancel()
 	addr, err := tokenpipe.StartAndWait(ctx, cmd, "MYD_READY_FD")
 	switch {
+	case err == nil:
+		fmt.Println("daemon ready on", addr)
 	case errors.Is(err, tokenpipe.ErrChildFailed):
 		fmt.Println("daemon failed:", addr) // addr holds the reason here
 		return
-	case err != nil: // exited without a report, timed out (killed), or did not start
-		fmt.Println(err)
+	case errors.Is(err, tokenpipe.ErrChildExited):
+		fmt.Println("daemon exited before it was ready:", err) // with its exit status
+		return
+	case errors.Is(err, tokenpipe.ErrChildKilled):
+		fmt.Println("daemon not ready in ten seconds: killed it")
+		return
+	default:
+		fmt.Println("daemon not started:", err)
 		return
 	}
-	fmt.Println("daemon ready on", addr)
 	// The daemon runs on and is ours: stop it here, as the example ends.
 	cmd.Process.Kill()
 	cmd.Wait()

@@ -28,21 +28,35 @@ func init() {
 	helpers["hs-s6-fail"] = func() int {
 		return serveUnderS6(tokenpipe.Fail(s6Env, errors.New("cannot bind: address in use")))
 	}
+	// hs-s6-fail-exit reports failure and exits 1, as the README's daemon
+	// does.
+	helpers["hs-s6-fail-exit"] = func() int {
+		if err := tokenpipe.Fail(s6Env, errors.New("cannot bind: address in use")); err != nil {
+			return helperExit(3, err)
+		}
+		recordReport()
+		return 1
+	}
+}
+
+// recordReport writes one line to the file "reports" in the service
+// directory (s6 runs ./run there) for each report that went out.
+func recordReport() {
+	f, err := os.OpenFile("reports", os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		os.Exit(helperExit(3, err))
+	}
+	fmt.Fprintln(f, os.Getpid())
+	f.Close()
 }
 
 func serveUnderS6(reportErr error) int {
 	if reportErr != nil {
 		return helperExit(3, reportErr)
 	}
-	// One line in the service directory (s6 runs ./run there) for each
-	// report that went out: the test checks that the daemon did report, and
-	// once, not that it crashed and was restarted.
-	f, err := os.OpenFile("reports", os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return helperExit(3, err)
-	}
-	fmt.Fprintln(f, os.Getpid())
-	f.Close()
+	// The test checks that the daemon did report, and once, not that it
+	// crashed and was restarted.
+	recordReport()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, hangGuard) // if the test dies
@@ -51,8 +65,10 @@ func serveUnderS6(reportErr error) int {
 	return 0
 }
 
-// A daemon that calls Ready is ready to s6 too, and one that calls Fail is
-// up but never ready: the README's "Under a supervisor" promise.
+// A daemon that calls Ready is ready to s6 too; one that calls Fail and stays
+// up is up but never ready; one that calls Fail and exits is restarted, as
+// any service that dies is, and is never ready either: the README's s6
+// promises.
 func TestUnderS6(t *testing.T) {
 	for _, tool := range []string{"s6-supervise", "s6-svwait", "s6-svc"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -75,6 +91,18 @@ func TestUnderS6(t *testing.T) {
 			t.Fatalf("s6-svwait -U exited %d, want 99 (timed out): s6 took a failure report for readiness", code)
 		}
 		reportedOnce(t, dir)
+	})
+	t.Run("Fail, then exit", func(t *testing.T) {
+		dir := s6Service(t, "hs-s6-fail-exit")
+		// s6-supervise waits a second before it restarts a service that
+		// died within a second of starting.
+		if code := s6(t, "s6-svwait", "-U", "-t", "3000", dir); code != 99 {
+			t.Fatalf("s6-svwait -U exited %d, want 99 (timed out): s6 took a failure report for readiness", code)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "reports"))
+		if n := strings.Count(string(b), "\n"); n < 2 {
+			t.Fatalf("the daemon reported %d times (%v) in 3 s, want it restarted after each Fail", n, err)
+		}
 	})
 }
 
