@@ -93,6 +93,17 @@ func (w *exitWatch) watch() {
 	}
 }
 
+// hasExited reports, without waiting, whether the child has exited, as far
+// as the last poll of the kqueue has seen.
+func (w *exitWatch) hasExited() bool {
+	select {
+	case <-w.exited:
+		return true
+	default:
+		return false
+	}
+}
+
 // exitedChan returns a channel that is closed once the child has exited.
 func (w *exitWatch) exitedChan() <-chan struct{} { return w.exited }
 

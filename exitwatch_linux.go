@@ -98,6 +98,17 @@ func pidfdExited(fd int) (bool, error) {
 	}
 }
 
+// hasExited reports, without waiting, whether the child has exited.
+func (w *exitWatch) hasExited() bool {
+	rc, err := w.f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var exited bool
+	rc.Control(func(fd uintptr) { exited, _ = pidfdExited(int(fd)) })
+	return exited
+}
+
 // exitedChan returns a channel that is closed once the child has exited.
 func (w *exitWatch) exitedChan() <-chan struct{} { return w.exited }
 

@@ -19,6 +19,8 @@ type exitWatch struct{}
 // must call close.
 func watchExit(pid int) (*exitWatch, error) { return nil, errors.ErrUnsupported }
 
+func (w *exitWatch) hasExited() bool { return false }
+
 // exitedChan returns a channel that is closed once the child has exited.
 func (w *exitWatch) exitedChan() <-chan struct{} { return nil }
 

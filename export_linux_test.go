@@ -7,3 +7,7 @@ func SetReceiveHook(f func()) (restore func()) {
 	testHookReceived = f
 	return func() { testHookReceived = nil }
 }
+
+// Stopping returns a channel that is closed once the listener has begun to
+// close or drain.
+func (n *NotifyListener) Stopping() <-chan struct{} { return n.l.stop }

@@ -16,6 +16,9 @@ func EndHandle(e *TokenPipeEnd) uintptr { return e.f.Load().sys.handle() }
 // and which NOTIFY_SOCKET they took, for tests that report in-process.
 func ResetReports() {
 	reportMu.Lock()
-	defer reportMu.Unlock()
-	reportMade, notifyTaken = false, ""
+	reportMade = false
+	reportMu.Unlock()
+	notifyMu.Lock()
+	notifyTaken = ""
+	notifyMu.Unlock()
 }

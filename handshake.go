@@ -7,10 +7,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -41,10 +39,10 @@ var ErrChildExited = errors.New("child exited without a report")
 // ctx.Err() too.
 var ErrChildKilled = errors.New("child killed")
 
-// ErrCleanup is matched by the error StartAndWait returns when it could not
-// remove the directory of the child's sd_notify socket. The rest of the
-// outcome stands: with a ready child, StartAndWait returns its message and
-// this error, and the child runs on.
+// ErrCleanup is matched by the error StartAndWait returns when the child is
+// ready, and StartAndWait returns its message, but could not remove the
+// directory of the child's sd_notify socket; the child runs on. (On the
+// other outcomes, which are errors already, the text says so as well.)
 var ErrCleanup = errors.New("could not remove the sd_notify socket directory")
 
 // ErrAlreadyReported is matched by the error Ready and Fail return after the
@@ -137,7 +135,7 @@ func checkReportEnv(op, env string) error {
 }
 
 // reportMu makes each report go out on every channel before another call
-// looks for one, and guards reportMade and notifyTaken.
+// looks for one, and guards reportMade.
 var reportMu sync.Mutex
 
 // reportMade is set once a Ready or Fail has found a channel.
@@ -263,15 +261,16 @@ func trimPartialRune(b []byte) []byte {
 // Where the system can watch a child without reaping it (Linux 5.4 and
 // later, the BSDs, macOS), a child that closes its end at start-up and
 // reports later over the socket is waited for. The socket and its directory
-// are removed before StartAndWait returns; if that fails, the error also
-// matches ErrCleanup (for a ready child, with msg and err both set).
+// are removed before StartAndWait returns; if that fails with a ready child,
+// StartAndWait returns msg and an error matching ErrCleanup.
 //
 // StartAndWait sets cmd.Env, cmd.ExtraFiles and (Windows) cmd.SysProcAttr
 // to new values that keep the caller's (see ExportTo), and on error paths
 // cmd.WaitDelay to one second if it is zero, as a grandchild holding the
 // child's output pipes would hold cmd.Wait for ever. In every error case but
-// bad arguments and Start failing, the child has been waited for, and no
-// descriptor is left behind. A nil ctx or cmd, a started cmd, or a bad env
+// bad arguments and Start failing, the child has been waited for. No
+// descriptor is left behind, but those the child sent with a datagram,
+// which goroutines of their own close, as a close can block. A nil ctx or cmd, a started cmd, or a bad env
 // (empty, holding '=' or NUL, or NOTIFY_SOCKET) give an error matching
 // os.ErrInvalid, and a ctx that has ended already, ctx.Err(); cmd is then
 // left as it was, not started. See the README for the wire format and the
@@ -295,11 +294,10 @@ func StartAndWait(ctx context.Context, cmd *exec.Cmd, env string) (msg string, e
 	h := &handshake{cmd: cmd}
 	msg, err = h.run(ctx, env)
 	if cerr := h.close(); cerr != nil {
-		cerr = fmt.Errorf("%w: %w", ErrCleanup, cerr)
 		if err == nil {
-			err = fmt.Errorf("ready, but %w", cerr)
+			err = fmt.Errorf("ready, but %w: %w", ErrCleanup, cerr)
 		} else {
-			err = fmt.Errorf("%w; and %w", err, cerr)
+			err = fmt.Errorf("%w; and it %s: %v", err, ErrCleanup, cerr)
 		}
 	}
 	if err != nil {
@@ -381,10 +379,12 @@ func (h *handshake) close() error {
 // socket, the child's exit and ctx each send news, and conclude deals with
 // the child once one of them decides.
 //
-// The first report on either channel decides. A report on the pipe that is
-// under way, or waiting to be read, when a datagram decides is the first:
-// the daemon's Ready and Fail write the pipe before the socket, so the
-// outcome does not depend on which of the two is read first.
+// The first report on either channel decides. A report on the pipe that has
+// begun, or waits to be read, when a datagram decides or ctx ends, is the
+// first: the daemon's Ready and Fail write the pipe before the socket. So
+// then what the pipe holds is read, without waiting for more, and decides
+// if it holds a report, whole or begun; so does what the socket holds, once
+// the pipe or ctx has ended.
 func (h *handshake) wait(ctx context.Context) (string, error) {
 	p := h.readPipe()
 	defer p.stop()
@@ -394,7 +394,6 @@ func (h *handshake) wait(ctx context.Context) (string, error) {
 		decision = h.notify.decision
 	}
 	var reaped, exited <-chan struct{}
-	var held *notifyResult // a datagram's decision, after a pipe report under way
 	for {
 		select {
 		case tok := <-p.token:
@@ -407,61 +406,49 @@ func (h *handshake) wait(ctx context.Context) (string, error) {
 		case rep := <-pipe:
 			pipe = nil
 			p.stop()
-			switch o := rep.outcome(); {
-			case o.kind != childSilent || h.notify == nil:
+			if o := rep.outcome(); o.kind != childSilent || h.notify == nil {
 				return h.conclude(ctx, o)
-			case held != nil:
-				return h.conclude(ctx, notifyOutcome(*held))
 			}
 			// Every holder of the write end has closed it or exited, but a
 			// daemon may close its descriptors at start-up and report later.
 			exited = h.exitedChan()
 		case res := <-decision:
-			decision = nil
-			if pipe != nil && p.reportUnderWay() {
-				held = &res
-				continue
-			}
-			return h.conclude(ctx, notifyOutcome(res))
-		case <-exited:
-			h.notify.drain() // what the child sent before it exited is queued by now
-			select {
-			case res := <-h.notify.decision:
-				return h.conclude(ctx, notifyOutcome(res))
-			default:
-				return h.conclude(ctx, outcome{kind: childSilent, closed: true})
-			}
+			return h.conclude(ctx, p.first(pipe, notifyOutcome(res)))
+		case <-exited: // what the child sent before it exited is queued by now
+			return h.conclude(ctx, h.notified(outcome{kind: childSilent, closed: true}))
 		case <-ctx.Done():
-			return h.conclude(ctx, h.atContextEnd(p, pipe, held))
+			o := p.first(pipe, outcome{kind: childSilent, closed: true})
+			if o.kind == childSilent && h.notify != nil {
+				o = h.notified(o)
+			}
+			return h.conclude(ctx, o)
 		}
 	}
 }
 
-// atContextEnd is what the child had said when ctx ended. What the pipe
-// holds is read first, without waiting for more, so that the outcome does
-// not depend on how far the reader had got: a report there, whole or begun,
-// counts, and so does a datagram's decision.
-func (h *handshake) atContextEnd(p *pipeSide, pipe <-chan pipeReport, held *notifyResult) outcome {
-	o := outcome{kind: childSilent, closed: true} // if the pipe had ended
-	if pipe != nil {
-		p.d.drain()
-		o = (<-pipe).outcome()
-		p.stop()
-	}
-	if o.kind != childSilent {
+// first returns the pipe's report if the pipe holds one, whole or begun, and
+// otherwise o. pipe is nil if the reader has ended.
+func (p *pipeSide) first(pipe <-chan pipeReport, o outcome) outcome {
+	if pipe == nil {
 		return o
 	}
-	if held == nil && h.notify != nil {
-		select {
-		case res := <-h.notify.decision:
-			held = &res
-		default:
-		}
-	}
-	if held != nil {
-		return notifyOutcome(*held)
+	p.d.drain()
+	if po := (<-pipe).outcome(); po.kind != childSilent || o.kind == childSilent {
+		return po
 	}
 	return o
+}
+
+// notified returns what the datagrams queued in the socket decide, read
+// without waiting for more, or else o.
+func (h *handshake) notified(o outcome) outcome {
+	h.notify.drain()
+	select {
+	case res := <-h.notify.decision:
+		return notifyOutcome(res)
+	default:
+		return o
+	}
 }
 
 // outcomeKind is what a child's report, or its silence, amounts to.
@@ -544,12 +531,11 @@ func (h *handshake) exitedChan() <-chan struct{} {
 // pipeSide reads the child's report from the pipe in a goroutine of its
 // own, through d.
 type pipeSide struct {
-	r       *TokenPipeEnd
-	d       *pipeReader
-	report  chan pipeReport // receives the report, once
-	token   chan byte       // receives the report's token as soon as it is read
-	started atomic.Bool     // set once the token has been read
-	done    chan struct{}   // closed when the reading goroutine has returned
+	r      *TokenPipeEnd
+	d      *pipeReader
+	report chan pipeReport // receives the report, once
+	token  chan byte       // receives the report's token as soon as it is read
+	done   chan struct{}   // closed when the reading goroutine has returned
 }
 
 // pipeReport is what readReport returned.
@@ -571,7 +557,7 @@ func (h *handshake) readPipe() *pipeSide {
 	}
 	go func() {
 		defer close(p.done)
-		p.report <- readReport(p.d, &p.started, p.token)
+		p.report <- readReport(p.d, p.token)
 	}()
 	return p
 }
@@ -583,13 +569,6 @@ func (p *pipeSide) stop() {
 	p.r.Close()
 	<-p.done
 	p.d.drain() // releases its context
-}
-
-// reportUnderWay reports whether a report on the pipe has begun or waits
-// to be read. (Checked in that order, as the reader takes the pipe's bytes
-// before it says it has begun.)
-func (p *pipeSide) reportUnderWay() bool {
-	return p.r.pending() || p.started.Load()
 }
 
 // outcome is what the pipe's report says: a ready or failure report, whole
@@ -616,14 +595,12 @@ func (rep pipeReport) outcome() outcome {
 // errDrained only if no token came; after the token, an error comes with the
 // text read so far.
 //
-// The token is sent on tokenRead (buffered) as soon as it is read, and
-// started is set.
-func readReport(d *pipeReader, started *atomic.Bool, tokenRead chan<- byte) pipeReport {
+// The token is sent on tokenRead (buffered) as soon as it is read.
+func readReport(d *pipeReader, tokenRead chan<- byte) pipeReport {
 	token, err := d.read()
 	if err != nil {
 		return pipeReport{err: err}
 	}
-	started.Store(true)
 	tokenRead <- token
 	rep := pipeReport{kind: childFailed, token: token}
 	if token == tokenReady {
@@ -702,12 +679,11 @@ func (h *handshake) startReap() <-chan struct{} {
 }
 
 // reap waits for the child to exit, killing it if ctx ends (or has ended)
-// first, and reports whether the kill is what ended it: the child may exit
-// by itself as ctx ends, and the error must then say it exited
-// (TestStartAndWaitExitsAsContextEnds). On Unix kill(2) succeeds on a child
-// that has exited but is not yet reaped, so the status must show a signal;
-// on Windows TerminateProcess fails on a process that has exited, so its
-// success is proof (its exit code, 1, could be the child's own).
+// first, and reports whether the kill is what ended it: a child that died
+// by itself, also as ctx ended, "exited" (TestStartAndWaitExitAsContextEnds,
+// TestStartAndWaitDiedBeforeContextEnded). Where its exit is watched, a
+// child that has exited is not killed; and as kill(2) succeeds on a child
+// that has exited but is not yet reaped, its status must show the kill.
 func (h *handshake) reap(ctx context.Context) (killed bool) {
 	reaped := h.startReap()
 	select {
@@ -715,12 +691,13 @@ func (h *handshake) reap(ctx context.Context) (killed bool) {
 		return false
 	case <-ctx.Done():
 	}
+	if h.exit != nil && h.exit.hasExited() {
+		<-reaped
+		return false
+	}
 	killed = h.cmd.Process.Kill() == nil // fails once cmd.Wait has returned
 	<-reaped
-	if s, ok := h.cmd.ProcessState.Sys().(interface{ Signaled() bool }); ok && runtime.GOOS != "windows" {
-		killed = killed && s.Signaled()
-	}
-	return killed
+	return killed && diedOfKill(h.cmd.ProcessState)
 }
 
 // killAndReap kills the child and waits for it.

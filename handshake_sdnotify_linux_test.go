@@ -262,7 +262,7 @@ func TestStartAndWaitClosedEndThenReady(t *testing.T) {
 
 // Malformed datagrams are ignored, whatever comes after them counts.
 func TestStartAndWaitMalformedDatagrams(t *testing.T) {
-	cmd := sdSend(t, "garbage", "READY=0\nerrno=5\nSTATUS", "ERRNO=5\x00", "READY=1\x00", strings.Repeat("READY=1\n", 1000), "STATUS=fine\nREADY=1")
+	cmd := sdSend(t, "garbage", "READY=0\nerrno=5\nSTATUS", "ERRNO=5\x00x", "READY=1\x00x", strings.Repeat("READY=1\n", 1000), "STATUS=fine\nREADY=1")
 	msg, err := sdStartAndWait(t, cmd)
 	if err != nil || msg != "fine" {
 		t.Fatalf("got (%q, %v), want (\"fine\", nil)", msg, err)
@@ -780,4 +780,425 @@ func TestStartAndWaitRemovesSocketDir(t *testing.T) {
 			t.Fatalf("the moved directory holds %d entries (%v), want it emptied", len(entries), err)
 		}
 	})
+}
+
+func init() {
+	// dies-while-grandchild-holds-end starts a grandchild ("hold", on the same
+	// standard input) that inherits its end, so that the pipe never ends,
+	// prints its own pid, and then ends itself with signal arg (a number),
+	// or exits with status 3 when arg is "exit".
+	helpers["dies-while-grandchild-holds-end"] = func() int {
+		gc, err := newHelperCommand("hold")
+		if err != nil {
+			return helperExit(3, err)
+		}
+		gc.Stdin = os.Stdin // the test's pipe: the grandchild ends with the test
+		if err := gc.Start(); err != nil {
+			return helperExit(3, err)
+		}
+		gc.Process.Release()
+		os.Stdout.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+		if os.Args[1] == "exit" {
+			return 3
+		}
+		sig, _ := strconv.Atoi(os.Args[1])
+		syscall.Kill(os.Getpid(), syscall.Signal(sig))
+		holdStdin() // not reached
+		return 0
+	}
+}
+
+// A child that died by itself before ctx ended, of a status or a signal
+// (SIGKILL too), was not killed: StartAndWait says it exited, as the README's
+// table does ("exits without a report | ErrChildExited"). A grandchild holds
+// the end, so that only ctx ends the wait, and the test cancels ctx only
+// once the child is a zombie (waitid WNOWAIT): the kill StartAndWait would
+// send could only hit a dead process, which kill(2) takes without a word.
+func TestStartAndWaitDiedBeforeContextEnded(t *testing.T) {
+	for _, how := range []string{"exit", strconv.Itoa(int(syscall.SIGTERM)), strconv.Itoa(int(syscall.SIGKILL))} {
+		t.Run(how, func(t *testing.T) {
+			cmd, _ := hsCommand(t, "dies-while-grandchild-holds-end", how)
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := goStartAndWait(ctx, cmd)
+			line, err := bufio.NewReader(stdout).ReadString('\n')
+			pid, perr := strconv.Atoi(strings.TrimSpace(line))
+			if perr != nil {
+				t.Fatalf("child's pid: %q, %v", line, err)
+			}
+			// Until the child is a zombie; not reaped (WNOWAIT).
+			var info unix.Siginfo
+			for {
+				err = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+				if err != unix.EINTR {
+					break
+				}
+			}
+			if err != nil {
+				t.Fatalf("waitid: %v", err)
+			}
+			cancel()
+			var r started
+			select {
+			case r = <-done:
+			case <-time.After(hangGuard):
+				t.Fatal("StartAndWait still waiting after ctx was cancelled")
+			}
+			if !errors.Is(r.err, tokenpipe.ErrChildExited) || errors.Is(r.err, tokenpipe.ErrChildKilled) {
+				t.Fatalf("the child had died by itself before ctx ended (%s); got %v, want ErrChildExited and not ErrChildKilled",
+					cmd.ProcessState, r.err)
+			}
+		})
+	}
+}
+
+func init() {
+	// statuses-with-descriptors-then-ready sends arg1 datagrams of STATUS= that
+	// each carry 253 descriptors (its /dev/null), then STATUS=up and
+	// READY=1, says "sent" on standard output once that send has returned
+	// (the datagram is in the listener's queue), and waits for standard
+	// input to close. Its pipe end stays open and silent.
+	helpers["statuses-with-descriptors-then-ready"] = func() int {
+		e := childEndNamed(readyEnv) // held open, never written
+		null, err := os.Open(os.DevNull)
+		if err != nil {
+			return helperExit(3, err)
+		}
+		fds := make([]int, 253)
+		for i := range fds {
+			fds[i] = int(null.Fd())
+		}
+		n, _ := strconv.Atoi(os.Args[1])
+		for i := range n {
+			if err := sendRaw(fmt.Sprintf("STATUS=starting %d", i), unix.UnixRights(fds...)); err != nil {
+				return helperExit(3, err)
+			}
+		}
+		if err := sendRaw("STATUS=up\nREADY=1", nil); err != nil {
+			return helperExit(3, err)
+		}
+		fmt.Println("sent")
+		holdStdin()
+		runtimeKeepAlive(e)
+		return 0
+	}
+}
+
+// When ctx ends, what the socket holds counts, however far its reader had
+// got (README: "what the pipe and the socket hold counts"): a READY=1 queued
+// behind forty datagrams of 253 descriptors each when ctx ends makes the
+// daemon ready. The helper says "sent" once its READY=1 is queued; the test
+// then cancels.
+func TestStartAndWaitQueuedReadyAtContextEnd(t *testing.T) {
+	const runs = 20
+	var killed int
+	var last error
+	for range runs {
+		cmd, _ := hsCommand(t, "statuses-with-descriptors-then-ready", "40")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := goStartAndWait(ctx, cmd)
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		cancel()
+		var r started
+		select {
+		case r = <-done:
+		case <-time.After(hangGuard):
+			t.Fatal("StartAndWait still waiting after ctx was cancelled")
+		}
+		if line != "sent\n" {
+			t.Fatalf("helper said %q; StartAndWait: (%q, %v)", line, r.msg, r.err)
+		}
+		if r.err != nil || r.msg != "up" {
+			killed++
+			last = r.err
+		}
+	}
+	if killed > 0 {
+		t.Fatalf("in %d of %d runs a READY=1 queued before ctx ended did not count; last: %v", killed, runs, last)
+	}
+}
+
+func init() {
+	// linger-then-flood-descriptors connects to the TCP address arg1, whose peer never
+	// reads, fills the connection, sets SO_LINGER to an hour, sends the
+	// socket to NOTIFY_SOCKET with STATUS= only, closes its own copy, says
+	// "closed" on standard output, then sends arg2 datagrams that each carry
+	// 253 descriptors (its /dev/null, 253 times), then READY=1, and waits
+	// for standard input to close.
+	helpers["linger-then-flood-descriptors"] = func() int {
+		conn, err := net.Dial("tcp", os.Args[1])
+		if err != nil {
+			return helperExit(3, err)
+		}
+		tcp := conn.(*net.TCPConn)
+		if err := tcp.SetLinger(3600); err != nil {
+			return helperExit(3, err)
+		}
+		rc, _ := tcp.SyscallConn()
+		var fd int
+		rc.Control(func(s uintptr) {
+			fd = int(s)
+			for buf := make([]byte, 64<<10); ; {
+				if _, err := unix.Write(fd, buf); err != nil {
+					break // EAGAIN: full
+				}
+			}
+		})
+		if err := sendRaw("STATUS=lingering", unix.UnixRights(fd)); err != nil {
+			return helperExit(3, err)
+		}
+		conn.Close() // not the last reference: the listener's copy is
+		fmt.Println("closed")
+		null, err := os.Open(os.DevNull)
+		if err != nil {
+			return helperExit(3, err)
+		}
+		fds := make([]int, 253) // SCM_MAX_FD
+		for i := range fds {
+			fds[i] = int(null.Fd())
+		}
+		n, _ := strconv.Atoi(os.Args[2])
+		for range n {
+			if err := sendRaw("STATUS=flood", unix.UnixRights(fds...)); err != nil {
+				return helperExit(3, err)
+			}
+		}
+		if err := sendRaw("STATUS=up\nREADY=1", nil); err != nil {
+			return helperExit(3, err)
+		}
+		holdStdin()
+		return 0
+	}
+	// launch-flooder-with-1024-descriptors is a launcher with RLIMIT_NOFILE 1024: it runs
+	// StartAndWait on linger-then-flood-descriptors (16 datagrams of 253 descriptors:
+	// more than it may hold) against a TCP listener of its own that never
+	// reads, then starts its next daemon with StartAndWait. Exit 0: it can; 4: it
+	// cannot; 3: the first StartAndWait did not say ready.
+	helpers["launch-flooder-with-1024-descriptors"] = func() int {
+		lim := syscall.Rlimit{Cur: 1024, Max: 1024}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return helperExit(5, err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return helperExit(5, err)
+		}
+		defer ln.Close()
+		cmd, err := newHelperCommand("linger-then-flood-descriptors", ln.Addr().String(), "16")
+		if err != nil {
+			return helperExit(5, err)
+		}
+		stdin, _ := cmd.StdinPipe() // held: the child stays up
+		defer stdin.Close()
+		stdout, _ := cmd.StdoutPipe()
+		// The listener's copy of the socket must be the last: hold the
+		// first datagram until the child has closed its own.
+		var once sync.Once
+		restore := tokenpipe.SetReceiveHook(func() {
+			once.Do(func() { bufio.NewReader(stdout).ReadString('\n') })
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+		defer cancel()
+		msg, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+		restore()
+		if err != nil || msg != "up" {
+			return helperExit(3, fmt.Errorf("StartAndWait: (%q, %v), want (\"up\", nil)", msg, err))
+		}
+		// The launcher starts its next daemon.
+		next, err := newHelperCommand("hs-ready", "plain")
+		if err != nil {
+			return helperExit(5, err)
+		}
+		nextIn, _ := next.StdinPipe()
+		defer nextIn.Close()
+		if _, err := tokenpipe.StartAndWait(ctx, next, readyEnv); err != nil {
+			n := -1
+			if ents, rerr := os.ReadDir("/proc/self/fd"); rerr == nil {
+				n = len(ents)
+			}
+			return helperExit(4, fmt.Errorf("the next StartAndWait, after the first returned ready (%d descriptors open): %w", n, err))
+		}
+		return 0
+	}
+}
+
+// A child whose descriptor blocks in its last close (a TCP socket with
+// SO_LINGER for an hour and unsent data) and that then floods the socket
+// with descriptors neither fills the launcher's descriptor table nor goes
+// unheard: the other closing goroutines go on, and while too many wait to
+// be closed the listener reads no more. After StartAndWait has returned
+// ready the launcher starts its next daemon. The launcher runs in a process
+// of its own with RLIMIT_NOFILE 1024, so that a failure does not fill this
+// one's.
+func TestStartAndWaitBlockedCloseHoldsNoMore(t *testing.T) {
+	cmd := helperCommand(t, "launch-flooder-with-1024-descriptors")
+	cmd.Stderr = nil
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("launcher: %v\n%s", err, out)
+	}
+}
+
+func init() {
+	// ready-after-deep-read-only-tree makes, in its NOTIFY_SOCKET's directory, a chain
+	// of arg1 nested directories a/a/a/..., each one, and the directory
+	// itself, made read-only (0500) once its child is in it: the child of
+	// issue 15 item 3, with more levels. Then it reports ready and waits
+	// for standard input to close.
+	helpers["ready-after-deep-read-only-tree"] = func() int {
+		depth, _ := strconv.Atoi(os.Args[1])
+		fd, err := unix.Open(filepath.Dir(os.Getenv("NOTIFY_SOCKET")), unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return helperExit(3, err)
+		}
+		for range depth {
+			if err := unix.Mkdirat(fd, "a", 0o700); err != nil {
+				return helperExit(3, err)
+			}
+			next, err := unix.Openat(fd, "a", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return helperExit(3, err)
+			}
+			if err := unix.Fchmod(fd, 0o500); err != nil {
+				return helperExit(3, err)
+			}
+			unix.Close(fd)
+			fd = next
+		}
+		unix.Close(fd)
+		if err := tokenpipe.Ready(readyEnv, "deep"); err != nil {
+			return helperExit(3, err)
+		}
+		holdStdin()
+		return 0
+	}
+	// launch-deep-read-only-tree runs StartAndWait, with a context of 5 seconds,
+	// on ready-after-deep-read-only-tree with depth arg1, and says on standard output
+	// what it returned; exit 3 if the child was not ready.
+	helpers["launch-deep-read-only-tree"] = func() int {
+		cmd, err := newHelperCommand("ready-after-deep-read-only-tree", os.Args[1])
+		if err != nil {
+			return helperExit(5, err)
+		}
+		stdin, _ := cmd.StdinPipe()
+		defer stdin.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		msg, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+		fmt.Printf("(%q, %v)\n", msg, err)
+		if msg != "deep" || !errors.Is(err, tokenpipe.ErrCleanup) {
+			return 3
+		}
+		return 0
+	}
+}
+
+// The socket directory's removal is bounded, whatever the child leaves: a
+// chain of 6000 read-only directories (a walk by path through os.Root is
+// quadratic in the depth: minutes) is left, with ErrCleanup, and
+// StartAndWait returns with its context. The launcher runs in a process of
+// its own, as uid 65534 when the test runs as root (root would remove the
+// read-only chain at once).
+func TestStartAndWaitSocketDirCleanupIsBounded(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The launcher's TMPDIR, and the copy of the test binary, which uid
+	// 65534 must be able to run.
+	dir, err := os.MkdirTemp("", "tokenpipe-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		exec.Command("chmod", "-R", "u+rwx", dir).Run() // linear, unlike the walk under test
+		os.RemoveAll(dir)
+	})
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cmd := helperCommand(t, "launch-deep-read-only-tree", "6000")
+	cmd.Env = append(cmd.Env, "TMPDIR="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if os.Getuid() == 0 {
+		bin := filepath.Join(dir, "tokenpipe.test")
+		if err := copyExecutable(exe, bin); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Path, cmd.Args[0] = bin, bin
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("launcher: %v\n%s", err, out.String())
+		}
+	case <-time.After(hangGuard):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the launcher and its child
+		<-done
+		t.Fatalf("StartAndWait, with a 5 s context and a child that reported ready at once, had not returned after %v: it was removing the socket's directory", hangGuard)
+	}
+}
+
+func copyExecutable(from, to string) error {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
+}
+
+// A daemon that sends its notification with the C string's terminating NUL
+// (send(fd, "READY=1", sizeof "READY=1", 0): a common C idiom) is ready, as
+// it is for systemd, which permits one trailing NUL
+// (src/shared/notify-recv.c), and for start-stop-daemon, which reads up to
+// the first (checked here against the real one).
+func TestStartAndWaitTrailingNULAsStartStopDaemon(t *testing.T) {
+	const msg = "STATUS=up\nREADY=1\x00"
+	ssd := needProgram(t, "start-stop-daemon")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	ssdCmd := exec.Command(ssd, "--start", "--background", "--notify-await", "--notify-timeout", "5",
+		"--pidfile", pidfile, "--make-pidfile", "--startas", exe, "--", strconv.Quote(msg))
+	ssdCmd.Env = helperCommand(t, "sd-send").Env
+	out, err := ssdCmd.CombinedOutput()
+	// Its standard input is the null device: the sender sends and exits.
+	if err != nil {
+		t.Fatalf("start-stop-daemon was expected to take %q as ready: %v\n%s", msg, err, out)
+	}
+
+	cmd, _ := hsCommand(t, "sd-send", strconv.Quote(msg))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+	if err != nil || got != "up" {
+		t.Fatalf("start-stop-daemon: ready; StartAndWait: (%q, %v), want (\"up\", nil)", got, err)
+	}
 }

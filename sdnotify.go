@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -66,10 +67,13 @@ func (s *notifyState) decided() bool {
 // errno (systemctl status shows it) and waits on for READY=1 or the
 // process's exit.
 //
-// A datagram that contains a NUL byte is ignored whole, as systemd does;
-// other lines and keys are ignored one by one. Nothing a datagram holds can
-// make parse fail.
+// A datagram that holds a NUL byte before its last is ignored whole, as
+// systemd does (src/shared/notify-recv.c: it permits one trailing NUL, which
+// C senders that send sizeof "READY=1" bytes leave; start-stop-daemon reads
+// up to the first); other lines and keys are ignored one by one. Nothing a
+// datagram holds can make parse fail.
 func (s *notifyState) parse(datagram []byte) {
+	datagram = bytes.TrimSuffix(datagram, []byte{0})
 	if bytes.IndexByte(datagram, 0) >= 0 {
 		return
 	}
@@ -146,24 +150,49 @@ func formatNotify(status string, errno int, ready bool) []byte {
 // if it is set and not empty, and takes the variable out of the
 // environment, so that the daemon's own children do not report for it; it
 // keeps the address for Notify. taken says whether there was one. Where
-// there are no sd_notify sockets (Windows) it does nothing. reportMu must be
-// held.
+// there are no sd_notify sockets (Windows) it does nothing.
 func notifyReport(status string, errno int, ready bool) (taken bool, err error) {
 	if !notifySupported {
 		return false, nil
 	}
-	addr := os.Getenv(notifySocketEnv)
-	os.Unsetenv(notifySocketEnv)
+	addr := takeNotifySocket()
 	if addr == "" {
 		return false, nil
 	}
-	notifyTaken = addr
 	return true, sendNotify(addr, formatNotify(status, errno, ready))
 }
 
+// notifyMu guards NOTIFY_SOCKET in the environment and notifyTaken, so that
+// Notify finds the socket in one or the other; it is never held while a
+// report is written (TestNotifyBesideABlockedReady).
+var notifyMu sync.Mutex
+
 // notifyTaken is the NOTIFY_SOCKET that Ready or Fail took out of the
-// environment, for Notify; reportMu guards it.
+// environment, for Notify.
 var notifyTaken string
+
+// takeNotifySocket takes NOTIFY_SOCKET out of the environment and keeps it
+// for Notify, unless it is empty.
+func takeNotifySocket() string {
+	notifyMu.Lock()
+	defer notifyMu.Unlock()
+	addr := os.Getenv(notifySocketEnv)
+	os.Unsetenv(notifySocketEnv)
+	if addr != "" {
+		notifyTaken = addr
+	}
+	return addr
+}
+
+// notifySocket returns NOTIFY_SOCKET, or the one Ready or Fail took.
+func notifySocket() string {
+	notifyMu.Lock()
+	defer notifyMu.Unlock()
+	if addr := os.Getenv(notifySocketEnv); addr != "" {
+		return addr
+	}
+	return notifyTaken
+}
 
 // Notify sends state to the service manager, as sd_notify(3) does: one
 // datagram of newline-separated KEY=VALUE lines (WATCHDOG=1, STOPPING=1,
@@ -191,12 +220,7 @@ func Notify(state string) error {
 	case len(state) > maxNotifyMessage:
 		return fmt.Errorf("tokenpipe: %s: state of %d bytes, more than the %d that systemd reads: %w", op, len(state), maxNotifyMessage, os.ErrInvalid)
 	}
-	reportMu.Lock()
-	addr := os.Getenv(notifySocketEnv)
-	if addr == "" {
-		addr = notifyTaken
-	}
-	reportMu.Unlock()
+	addr := notifySocket()
 	switch {
 	case !notifySupported:
 		return fmt.Errorf("tokenpipe: %s: sd_notify is not available on this system: %w", op, ErrNotExported)
@@ -222,18 +246,20 @@ func WatchdogInterval() (time.Duration, error) {
 	if !ok {
 		return 0, nil
 	}
-	if pid, ok := os.LookupEnv("WATCHDOG_PID"); ok {
-		n, err := strconv.ParseUint(pid, 10, 31)
-		if err != nil || n == 0 {
-			return 0, fmt.Errorf("tokenpipe: %s: WATCHDOG_PID=%q is not a process id: %w", op, pid, os.ErrInvalid)
-		}
-		if int(n) != os.Getpid() {
-			return 0, nil // the watchdog is another process's
-		}
-	}
+	// In sd_watchdog_enabled's order: a bad WATCHDOG_USEC is an error even
+	// where WATCHDOG_PID names another process.
 	n, err := strconv.ParseUint(usec, 10, 64)
 	if err != nil || n == 0 || n > math.MaxInt64/uint64(time.Microsecond) {
 		return 0, fmt.Errorf("tokenpipe: %s: WATCHDOG_USEC=%q is not a positive number of microseconds: %w", op, usec, os.ErrInvalid)
+	}
+	if pid, ok := os.LookupEnv("WATCHDOG_PID"); ok {
+		p, err := strconv.ParseUint(pid, 10, 31)
+		if err != nil || p == 0 {
+			return 0, fmt.Errorf("tokenpipe: %s: WATCHDOG_PID=%q is not a process id: %w", op, pid, os.ErrInvalid)
+		}
+		if int(p) != os.Getpid() {
+			return 0, nil // the watchdog is another process's
+		}
 	}
 	return time.Duration(n) * time.Microsecond, nil
 }

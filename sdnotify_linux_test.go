@@ -162,7 +162,7 @@ func send(t *testing.T, addr string, msg, oob []byte) {
 func TestNotifyListenerIgnoresBadDatagrams(t *testing.T) {
 	l := listen(t)
 	send(t, l.Addr(), []byte("READY=1\nSTATUS=too long\n"+strings.Repeat("x", 5000)), nil)
-	send(t, l.Addr(), []byte("READY=1\nSTATUS=nul\x00"), nil)
+	send(t, l.Addr(), []byte("READY=1\nSTATUS=nul\x00x"), nil)
 	send(t, l.Addr(), []byte("garbage\n=\n\xff\xfe"), nil)
 	if os.Getuid() == 0 {
 		// Root may claim another user's credentials (CAP_SETUID): the
@@ -546,5 +546,136 @@ func TestNotifyConcurrent(t *testing.T) {
 	}
 	if got["WATCHDOG=1"] != 10 || got["STATUS=up\nREADY=1\n"] != 1 {
 		t.Fatalf("the manager got %v", got)
+	}
+}
+
+// lingeringSocket returns a TCP socket whose last close blocks for a
+// minute: connected to a listener of the test's that never reads, filled
+// until it takes no more, with SO_LINGER. The test must close it, or read
+// from the listener's side, to end the linger; the returned conn is that
+// side, accepted.
+func lingeringSocket(t *testing.T) (fd int, peer net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	tcp := conn.(*net.TCPConn)
+	if err := tcp.SetLinger(60); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := tcp.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(s uintptr) {
+		for buf := make([]byte, 64<<10); ; {
+			if _, err := unix.Write(int(s), buf); err != nil {
+				break // EAGAIN: full
+			}
+		}
+		fd, err = unix.Dup(int(s))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close() // fd is the socket's last descriptor now
+	return fd, peer
+}
+
+// Datagrams still queued when the listener closes hold the descriptors they
+// carry, and the socket's last close drops them: where one of those blocks
+// in its close, the listener's close still returns at once, as that last
+// close is left to the goroutines that nothing waits for; and the
+// descriptor is closed, later, all the same. (The hook holds the listener
+// on the first datagram until close has begun, so that the second, which
+// carries the only reference to a lingering socket, is still queued.)
+func TestNotifyListenerDescriptorQueuedAtClose(t *testing.T) {
+	var stopping <-chan struct{}
+	listening := make(chan struct{})
+	restore := tokenpipe.SetReceiveHook(func() { <-listening; <-stopping })
+	l := listen(t)
+	stopping = l.Stopping()
+	close(listening)
+	send(t, l.Addr(), []byte("STATUS=first"), nil)
+	fd, peer := lingeringSocket(t)
+	send(t, l.Addr(), []byte("STATUS=second"), unix.UnixRights(fd))
+	unix.Close(fd) // the queued datagram's reference is the last
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	select {
+	case err := <-closed:
+		restore()
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(hangGuard):
+		peer.Close() // ends the linger, and the close with it
+		t.Fatalf("Close still blocked after %v: it dropped a lingering socket itself", hangGuard)
+	}
+	peer.SetReadDeadline(time.Now().Add(hangGuard))
+	if _, err := io.Copy(io.Discard, peer); err != nil {
+		t.Fatalf("the connection did not end: the queued socket was not closed: %v", err)
+	}
+}
+
+// Notify never waits for a Ready that waits for its parent to read: a ping
+// goes out while Ready's 4098-byte report waits for room in a 4096-byte
+// pipe.
+func TestNotifyBesideABlockedReady(t *testing.T) {
+	freshReports(t)
+	l := listen(t)
+	r, w := rawPipe(t)
+	if _, err := unix.FcntlInt(uintptr(w), unix.F_SETPIPE_SZ, 4096); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(readyEnv, strconv.Itoa(w))
+	t.Setenv("NOTIFY_SOCKET", l.Addr())
+	readyDone := make(chan error, 1)
+	go func() { readyDone <- tokenpipe.Ready(readyEnv, strings.Repeat("x", 4096)) }()
+	// Ready is in its write once the pipe is full (a state, polled: Ready
+	// offers no signal of its own).
+	deadline := time.Now().Add(hangGuard)
+	for {
+		n, err := unix.IoctlGetInt(int(r.Fd()), unix.TIOCINQ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 4096 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Ready wrote %d bytes, want 4096", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	notifyDone := make(chan error, 1)
+	go func() { notifyDone <- tokenpipe.Notify("WATCHDOG=1") }()
+	var notified bool
+	select {
+	case err := <-notifyDone:
+		notified = true
+		if err != nil {
+			t.Errorf("Notify: %v", err)
+		}
+	case <-time.After(2 * 5 * time.Second): // twice the documented bound
+	}
+	io.Copy(io.Discard, io.LimitReader(r, 4098)) // the parent reads at last
+	if err := <-readyDone; err != nil {
+		t.Errorf("Ready: %v", err)
+	}
+	if !notified {
+		<-notifyDone
+		t.Fatal("Notify, to a listening socket with an empty queue, blocked for more than 10 s: until Ready's pipe write ended")
 	}
 }

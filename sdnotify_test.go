@@ -38,6 +38,9 @@ func TestWatchdogInterval(t *testing.T) {
 		{"30000000", "x", 0, "WATCHDOG_PID"},
 		{"30000000", "0", 0, "WATCHDOG_PID"},
 		{"30000000", "", 0, "WATCHDOG_PID"},
+		// sd_watchdog_enabled reads WATCHDOG_USEC first, and fails on a bad
+		// one, whatever WATCHDOG_PID says.
+		{"abc", "1", 0, "WATCHDOG_USEC"},
 	} {
 		t.Run(c.usec+","+c.pid, func(t *testing.T) {
 			for key, v := range map[string]string{"WATCHDOG_USEC": c.usec, "WATCHDOG_PID": c.pid} {

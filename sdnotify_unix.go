@@ -93,8 +93,10 @@ type notifyListener struct {
 
 	decision chan notifyResult // receives the first result that decides, once
 	draining atomic.Bool       // set by drain: read what is queued, then stop
-	done     chan struct{}     // closed when the receive goroutine has returned
-	closer   fdCloser          // closes the descriptors datagrams carry
+	stop     chan struct{}     // closed by drain and close
+	stopOnce sync.Once
+	done     chan struct{} // closed when the receive goroutine has returned
+	closer   fdCloser      // closes the descriptors datagrams carry
 
 	closeOnce sync.Once
 	closeErr  error
@@ -120,7 +122,9 @@ func listenNotify(attr *syscall.SysProcAttr) (*notifyListener, error) {
 		owner:    os.Getuid(),
 		peer:     -1,
 		decision: make(chan notifyResult, 1),
+		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
+		closer:   fdCloser{progress: make(chan struct{}, 1)},
 	}
 	if err := l.listen(attr); err != nil {
 		close(l.done)
@@ -211,34 +215,33 @@ func (l *notifyListener) receive(rc syscall.RawConn) {
 		got = r.recv(fd)
 		return got // false: wait until the socket is readable
 	}
-	for {
-		err := rc.Read(recv)
-		switch {
-		case err == nil && got:
-			if !r.handle() {
-				return
-			}
-			continue
-		case errors.Is(err, os.ErrDeadlineExceeded) && l.draining.Load():
-		default:
-			return // closed
+	for l.closer.waitForRoom(l.stop) {
+		if err := rc.Read(recv); err != nil || !got || !r.handle() {
+			break // closed, drained (a deadline in the past), or unreadable
 		}
-		// Drain: what a child sent before it exited is queued by now; read
-		// it without waiting for more.
-		// Bounded, and done once decided: a process that still holds
-		// NOTIFY_SOCKET (a grandchild) could otherwise keep the queue from
-		// ever emptying. maxDrained is more than a socket queues
-		// (net.unix.max_dgram_qlen, 512 by default).
-		rc.Control(func(fd uintptr) {
-			for i := 0; i < maxDrained && !r.decided && r.recv(fd) && r.handle(); i++ {
-			}
-		})
-		return
 	}
+	if !l.draining.Load() {
+		return // closed: what is still queued is dropped with the socket
+	}
+	// Drain: what a child sent before it exited is queued by now; read it
+	// without waiting for more. Bounded, and done once decided: a process
+	// that still holds NOTIFY_SOCKET (a grandchild) could otherwise keep the
+	// queue from ever emptying. maxDrained is more than a socket queues
+	// (net.unix.max_dgram_qlen, 512 by default). Closes that block hold the
+	// drain for at most maxDrainWait.
+	giveUp := time.Now().Add(maxDrainWait)
+	rc.Control(func(fd uintptr) {
+		for i := 0; i < maxDrained && !r.decided && l.closer.roomBy(giveUp) && r.recv(fd) && r.handle(); i++ {
+		}
+	})
 }
 
-// maxDrained bounds how many datagrams drain reads.
-const maxDrained = 1024
+// maxDrained bounds how many datagrams drain reads, and maxDrainWait how
+// long it waits for received descriptors to be closed.
+const (
+	maxDrained   = 1024
+	maxDrainWait = time.Second
+)
 
 // receiver is the state of the receive goroutine.
 type receiver struct {
@@ -355,19 +358,32 @@ func readControl(oob []byte, fds []int) ([]int, int) {
 	return fds, sender
 }
 
-// fdCloser closes descriptors in a goroutine that nothing waits for, one
-// at a time: close(2) may block for as long as whoever sent a descriptor
-// likes, and one blocked close holds one thread, however many descriptors
-// are queued behind it (a goroutine each could reach Go's thread limit,
-// which is fatal).
+// fdCloser closes descriptors in goroutines that nothing waits for:
+// close(2) may block for as long as whoever sent a descriptor likes (a TCP
+// socket with SO_LINGER and unsent data), and a blocked close holds its
+// thread. maxClosers close at once, so that one blocked close does not hold
+// the rest, and a child cannot make this process start threads without
+// bound (Go's thread limit is fatal). While maxHeldDescriptors wait to be
+// closed, the listener receives no more: the child's datagrams, and the
+// descriptors they carry, wait in the socket's queue, not in this process's
+// descriptor table (TestNotifyListenerBoundsHeldDescriptors).
 type fdCloser struct {
-	mu      sync.Mutex
-	queue   []int
-	running bool
+	mu       sync.Mutex
+	queue    []int
+	pending  int           // descriptors queued or being closed
+	workers  int           // goroutines closing them
+	progress chan struct{} // receives after a close (buffered: one)
 }
 
-// add queues fds to be closed, and starts the closing goroutine if it is
-// not running.
+const (
+	maxClosers = 4
+	// maxHeldDescriptors is how many received descriptors may wait to be
+	// closed before the listener stops receiving; one datagram may bring
+	// 253 more.
+	maxHeldDescriptors = 256
+)
+
+// add queues fds to be closed, and starts closing goroutines for them.
 func (c *fdCloser) add(fds []int) {
 	if len(fds) == 0 {
 		return
@@ -375,8 +391,9 @@ func (c *fdCloser) add(fds []int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.queue = append(c.queue, fds...)
-	if !c.running {
-		c.running = true
+	c.pending += len(fds)
+	for c.workers < maxClosers && c.workers < len(c.queue) {
+		c.workers++
 		go c.run()
 	}
 }
@@ -385,18 +402,64 @@ func (c *fdCloser) add(fds []int) {
 func (c *fdCloser) run() {
 	for {
 		c.mu.Lock()
-		fds := c.queue
-		c.queue = nil
-		if len(fds) == 0 {
-			c.running = false
+		if len(c.queue) == 0 {
+			c.workers--
 			c.mu.Unlock()
 			return
 		}
+		fd := c.queue[0]
+		c.queue = c.queue[1:]
 		c.mu.Unlock()
-		for _, fd := range fds {
-			unix.Close(fd)
+		unix.Close(fd)
+		c.mu.Lock()
+		c.pending--
+		c.mu.Unlock()
+		select {
+		case c.progress <- struct{}{}:
+		default:
 		}
 	}
+}
+
+// hasRoom reports whether fewer than maxHeldDescriptors wait to be closed.
+func (c *fdCloser) hasRoom() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pending < maxHeldDescriptors
+}
+
+// waitForRoom waits until hasRoom, and reports true, or until stop is
+// closed, and reports false.
+func (c *fdCloser) waitForRoom(stop <-chan struct{}) bool {
+	for {
+		select {
+		case <-stop:
+			return false
+		default:
+		}
+		if c.hasRoom() {
+			return true
+		}
+		select {
+		case <-c.progress:
+		case <-stop:
+			return false
+		}
+	}
+}
+
+// roomBy waits until hasRoom, or until the time giveUp; it reports hasRoom.
+func (c *fdCloser) roomBy(giveUp time.Time) bool {
+	for !c.hasRoom() {
+		timer := time.NewTimer(time.Until(giveUp))
+		select {
+		case <-c.progress:
+			timer.Stop()
+		case <-timer.C:
+			return c.hasRoom()
+		}
+	}
+	return true
 }
 
 // drain makes the receive goroutine read every datagram queued now, send
@@ -407,6 +470,7 @@ func (c *fdCloser) run() {
 func (l *notifyListener) drain() {
 	l.draining.Store(true)
 	l.conn.SetReadDeadline(time.Unix(1, 0)) // wakes the goroutine
+	l.stopOnce.Do(func() { close(l.stop) })
 	<-l.done
 }
 
@@ -414,11 +478,18 @@ func (l *notifyListener) drain() {
 // the socket and its directory. It is idempotent.
 func (l *notifyListener) close() error {
 	l.closeOnce.Do(func() {
+		l.stopOnce.Do(func() { close(l.stop) })
 		var err error
 		if l.conn != nil {
+			l.conn.SetReadDeadline(time.Unix(1, 0)) // wakes the goroutine
+			<-l.done
+			if rc, rerr := l.conn.SyscallConn(); rerr == nil {
+				rc.Control(l.emptyQueue)
+			}
 			err = l.conn.Close()
+		} else {
+			<-l.done
 		}
-		<-l.done
 		if rmErr := removeSocketDir(l.root, l.dir); rmErr != nil {
 			err = errors.Join(err, rmErr)
 		}
@@ -429,46 +500,100 @@ func (l *notifyListener) close() error {
 	return l.closeErr
 }
 
+// emptyQueue makes sure that the socket's last close drops no descriptor:
+// the kernel drops those of datagrams still queued in the thread that
+// closes the socket, where one whose close blocks would hold StartAndWait
+// (TestNotifyListenerDescriptorQueuedAtClose). shutdown(SHUT_RD) stops new
+// datagrams (their senders get EPIPE, on Linux); those queued are received
+// and their descriptors handed to the closers, as far as there is room. If
+// some are left, a duplicate of the socket goes to the closers too, so that
+// its last close is theirs. The receive goroutine must have returned.
+func (l *notifyListener) emptyQueue(fd uintptr) {
+	unix.Shutdown(int(fd), unix.SHUT_RD)
+	r := receiver{buf: make([]byte, 1), oob: make([]byte, oobSize), l: l}
+	for l.closer.hasRoom() {
+		if !r.recv(fd) {
+			return // empty
+		}
+		l.closer.add(r.fds)
+		if r.err != nil {
+			break
+		}
+	}
+	if last := dupCloseOnExec(int(fd)); last >= 0 {
+		l.closer.add([]int{last})
+	}
+}
+
+// dupCloseOnExec duplicates fd, close-on-exec, or returns -1. ForkLock and
+// F_DUPFD, as os does where there is no F_DUPFD_CLOEXEC (AIX).
+func dupCloseOnExec(fd int) int {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD, 3)
+	if err != nil {
+		return -1
+	}
+	unix.CloseOnExec(dup)
+	return dup
+}
+
 // removeSocketDir removes dir, which root holds open, with all it holds.
 // The child (the same user, or the one the directory was handed to) may
 // have put files there, made them or the directory read-only, or moved the
 // directory away and put something else in its place: root still names
 // the directory that was made, and never leads out of it, so nothing
 // outside it is changed, even for a parent running as root
-// (TestStartAndWaitRemovesSocketDir). An error says what is left.
+// (TestStartAndWaitRemovesSocketDir). What a child can make it do is
+// bounded: a directory holding more than maxLeftEntries entries, or deeper
+// than maxLeftDepth levels, is left as it is, with an error
+// (TestStartAndWaitSocketDirCleanupIsBounded).
 func removeSocketDir(root *os.Root, dir string) error {
 	defer root.Close()
-	err := removeContents(root)
-	if err != nil {
-		// Read-only directories: make them all writable, then again.
-		fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				root.Chmod(name, 0o700) // before WalkDir reads it
-			}
-			return nil
-		})
-		err = removeContents(root)
+	var names []string
+	err := fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case len(names) == maxLeftEntries || strings.Count(name, "/") >= maxLeftDepth:
+			return fmt.Errorf("the child left more than %d entries, or more than %d levels deep", maxLeftEntries, maxLeftDepth)
+		case d.IsDir():
+			root.Chmod(name, 0o700) // so that it can be read and emptied; before WalkDir reads it
+		}
+		if name != "." {
+			names = append(names, name)
+		}
+		return nil
+	})
+	for i := len(names) - 1; i >= 0 && err == nil; i-- { // children before parents
+		err = root.Remove(names[i])
+	}
+	if err == nil {
+		err = removeIfMade(root, dir)
 	}
 	if err != nil {
 		return fmt.Errorf("removing %s: %w", dir, err)
 	}
-	made, err := root.Stat(".")
-	if err != nil {
-		return fmt.Errorf("removing %s: %w", dir, err)
-	}
-	if now, err := os.Lstat(dir); err != nil || !os.SameFile(made, now) {
-		return fmt.Errorf("removing %s: it was moved away, and is left where it went: %w", dir, os.ErrExist)
-	}
-	return os.Remove(dir)
+	return nil
 }
 
-// removeContents removes everything in root.
-func removeContents(root *os.Root) error {
-	entries, err := fs.ReadDir(root.FS(), ".")
-	for _, e := range entries {
-		err = errors.Join(err, root.RemoveAll(e.Name()))
+// maxLeftEntries and maxLeftDepth bound what removeSocketDir removes.
+const (
+	maxLeftEntries = 4096
+	maxLeftDepth   = 32
+)
+
+// removeIfMade removes dir, empty by now, if it is still the directory
+// root holds.
+func removeIfMade(root *os.Root, dir string) error {
+	made, err := root.Stat(".")
+	if err != nil {
+		return err
 	}
-	return err
+	if now, err := os.Lstat(dir); err != nil || !os.SameFile(made, now) {
+		return fmt.Errorf("it was moved away, and is left where it went: %w", os.ErrExist)
+	}
+	return os.Remove(dir)
 }
 
 // cmsgHeader returns the control message header at the start of b, which
