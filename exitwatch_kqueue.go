@@ -10,12 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// exitWatch tells when a child that has not been reaped exits, without
-// reaping it, so that whoever waits for the child still gets its status. The
-// parent of a child that closed its inherited pipe end, or of one whose
-// descendants hold it, needs this to tell "exited" from "still starting".
-//
-// On the BSDs and macOS it is a kqueue with EVFILT_PROC/NOTE_EXIT, which does
+// On the BSDs and macOS the exit watch is a kqueue with EVFILT_PROC/NOTE_EXIT, which does
 // not reap. The kqueue is polled in a goroutine every exitPollInterval rather
 // than joined to the runtime poller, so that close need not rely on a kqueue
 // being pollable: close takes up to one interval.
@@ -30,10 +25,6 @@ type exitWatch struct {
 // returns, at worst.
 const exitPollInterval = 50 * time.Millisecond
 
-// watchExit starts watching the child pid, which must not have been reaped.
-// It fails with an error matching errors.ErrUnsupported where the system
-// cannot watch a process without reaping it (Linux before 5.4). The caller
-// must call close.
 func watchExit(pid int) (*exitWatch, error) {
 	syscall.ForkLock.RLock() // so that no child is started before CloseOnExec
 	kq, err := unix.Kqueue()
@@ -93,8 +84,7 @@ func (w *exitWatch) watch() {
 	}
 }
 
-// hasExited reports, without waiting, whether the child has exited, as far
-// as the last poll of the kqueue has seen.
+// hasExited says what the last poll of the kqueue has seen.
 func (w *exitWatch) hasExited() bool {
 	select {
 	case <-w.exited:
@@ -104,11 +94,8 @@ func (w *exitWatch) hasExited() bool {
 	}
 }
 
-// exitedChan returns a channel that is closed once the child has exited.
 func (w *exitWatch) exitedChan() <-chan struct{} { return w.exited }
 
-// close stops watching and releases what the watch holds; it waits for the
-// watching goroutine to return. Call it once.
 func (w *exitWatch) close() {
 	close(w.stop)
 	<-w.done

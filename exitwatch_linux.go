@@ -8,25 +8,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// exitWatch tells when a child that has not been reaped exits, without
-// reaping it, so that whoever waits for the child still gets its status. The
-// parent of a child that closed its inherited pipe end, or of one whose
-// descendants hold it, needs this to tell "exited" from "still starting".
-//
-// On Linux it polls a pidfd, which becomes readable when the process exits,
-// in the runtime poller; waitid(P_PIDFD, WNOWAIT) confirms the exit without
-// reaping. A pidfd refers to one process for good, so a reused pid cannot
-// fool it (and an unreaped child's pid is not reused anyway).
+// On Linux the exit watch polls a pidfd, which becomes readable when the
+// process exits, in the runtime poller; waitid(P_PIDFD, WNOWAIT) confirms the
+// exit without reaping. A pidfd refers to one process for good, so a reused
+// pid cannot fool it (and an unreaped child's pid is not reused anyway).
 type exitWatch struct {
 	f      *os.File
 	exited chan struct{} // closed once the child has exited
 	done   chan struct{} // closed when the watching goroutine has returned
 }
 
-// watchExit starts watching the child pid, which must not have been reaped.
-// It fails with an error matching errors.ErrUnsupported where the system
-// cannot watch a process without reaping it (Linux before 5.4). The caller
-// must call close.
+// watchExit fails with errors.ErrUnsupported before Linux 5.4, and where a
+// seccomp filter denies pidfd_open.
 func watchExit(pid int) (*exitWatch, error) {
 	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
 	if err == unix.EINVAL { // Linux before 5.10 lacks PIDFD_NONBLOCK
@@ -98,7 +91,6 @@ func pidfdExited(fd int) (bool, error) {
 	}
 }
 
-// hasExited reports, without waiting, whether the child has exited.
 func (w *exitWatch) hasExited() bool {
 	rc, err := w.f.SyscallConn()
 	if err != nil {
@@ -109,11 +101,8 @@ func (w *exitWatch) hasExited() bool {
 	return exited
 }
 
-// exitedChan returns a channel that is closed once the child has exited.
 func (w *exitWatch) exitedChan() <-chan struct{} { return w.exited }
 
-// close stops watching and releases what the watch holds; it waits for the
-// watching goroutine to return. Call it once.
 func (w *exitWatch) close() {
 	w.f.Close()
 	<-w.done

@@ -328,6 +328,14 @@ func startExported(cmd *exec.Cmd, env string) (*TokenPipeEnd, error) {
 	return r, nil
 }
 
+// The exit watch (exitwatch_*.go) tells when a child that has not been
+// reaped exits, without reaping it, so that cmd.Wait still gets its status:
+// a child that closed its inherited end, or whose descendants hold it, is
+// then told from one still starting. watchExit(pid) starts watching a child
+// not yet reaped, or fails with errors.ErrUnsupported where the system
+// cannot; exitedChan() is closed once the child has exited; hasExited()
+// says so without waiting; close() stops the watch, once.
+
 // handshake is one StartAndWait under way.
 type handshake struct {
 	cmd    *exec.Cmd

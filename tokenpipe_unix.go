@@ -592,7 +592,7 @@ func importEnd(n uint64) (*sysFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("descriptor %d: %w: %w", fd, os.NewSyscallError("fcntl", err), os.ErrInvalid)
 	}
-	if reopenPrivate(fd, flFlags) {
+	if reopen(fd, flFlags) {
 		return newSysFile(fd), nil // the inherited description is untouched
 	}
 	// Shared with the parent, then. Non-blocking first: it is the change

@@ -90,12 +90,12 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 	b := rs.claim()
 	defer rs.release(b)
 	for {
-		if err := s.begin(true); err != nil {
+		if err := s.enter(true); err != nil {
 			return 0, err
 		}
 		b.n = 0
 		err := windows.ReadFile(s.h, b.b[:], &b.n, nil)
-		shut, interrupted := s.end(true)
+		shut, interrupted := s.leave(true)
 		switch {
 		case (err == nil || err == windows.ERROR_MORE_DATA) && b.n == 1:
 			// ERROR_MORE_DATA comes from a pipe of message type in
@@ -149,12 +149,12 @@ func (s *sysFile) write(p []byte, ws *scratch) error {
 	b := ws.claim() // WriteFile needs somewhere to report the count
 	defer ws.release(b)
 	for len(p) > 0 {
-		if err := s.begin(false); err != nil {
+		if err := s.enter(false); err != nil {
 			return err
 		}
 		b.n = 0
 		err := windows.WriteFile(s.h, p, &b.n, nil)
-		shut, _ := s.end(false)
+		shut, _ := s.leave(false)
 		// What went into the pipe stays there, also from a call that was
 		// cancelled part-way: write on from after it, never again.
 		p = p[min(int(b.n), len(p)):]
@@ -178,10 +178,10 @@ func (s *sysFile) write(p []byte, ws *scratch) error {
 // pending reports whether a read would return at once, with a token or end
 // of stream, without taking anything from the pipe.
 func (s *sysFile) pending() bool {
-	if s.begin(false) != nil {
+	if s.enter(false) != nil {
 		return false
 	}
-	defer s.end(false)
+	defer s.leave(false)
 	var avail uint32
 	ok, _, err := procPeekNamedPipe.Call(uintptr(s.h), 0, 0, 0, uintptr(unsafe.Pointer(&avail)), 0)
 	if ok == 0 {
@@ -239,7 +239,7 @@ func (s *sysFile) export(cmd *exec.Cmd) (string, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.shutErr(); err != nil {
+	if err := s.shutError(); err != nil {
 		return "", err
 	}
 	s.exported = true
@@ -425,11 +425,11 @@ func envKeyEqual(a, b string) bool {
 	return strings.EqualFold(a, b) // Windows ignores case in names
 }
 
-// begin registers a call under way, or says why none may start.
-func (s *sysFile) begin(read bool) error {
+// enter registers a call under way, or says why none may start.
+func (s *sysFile) enter(read bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.shutErr(); err != nil {
+	if err := s.shutError(); err != nil {
 		return err
 	}
 	if read && s.interrupted {
@@ -442,9 +442,9 @@ func (s *sysFile) begin(read bool) error {
 	return nil
 }
 
-// end unregisters a call and reports why it might have been cancelled: the
+// leave unregisters a call and reports why it might have been cancelled: the
 // error for a closed or exported end, and whether reads are interrupted.
-func (s *sysFile) end(read bool) (shut error, interrupted bool) {
+func (s *sysFile) leave(read bool) (shut error, interrupted bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if read {
@@ -453,12 +453,12 @@ func (s *sysFile) end(read bool) (shut error, interrupted bool) {
 	if s.inflight--; s.inflight == 0 {
 		s.idle.Broadcast()
 	}
-	return s.shutErr(), s.interrupted
+	return s.shutError(), s.interrupted
 }
 
-// shutErr says why no call may start: os.ErrClosed once close has begun,
+// shutError says why no call may start: os.ErrClosed once close has begun,
 // ErrExported once export has, nil otherwise. s.mu must be held.
-func (s *sysFile) shutErr() error {
+func (s *sysFile) shutError() error {
 	switch {
 	case s.closing:
 		return os.ErrClosed

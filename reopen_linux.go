@@ -8,7 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reopenPrivate makes fd, an inherited pipe end opened with the access mode
+// reopen makes fd, an inherited pipe end opened with the access mode
 // in flags, refer to an open file description of its own, non-blocking and
 // close-on-exec, and reports whether it did. When it cannot, fd is as it was.
 //
@@ -23,7 +23,7 @@ import (
 // end of a FIFO whose readers are gone (ENXIO; an anonymous pipe reopens),
 // and where the inherited status flags cannot be set on the new
 // description: then the end shares its description as before.
-func reopenPrivate(fd, flags int) bool {
+func reopen(fd, flags int) bool {
 	mode := flags & unix.O_ACCMODE
 	if flags&unix.O_PATH != 0 || (mode != unix.O_RDONLY && mode != unix.O_WRONLY) {
 		return false // nothing to read or write through: importEnd refuses it
