@@ -4,8 +4,6 @@ package tokenpipe
 
 import (
 	"errors"
-	"math"
-	"os/exec"
 	"sync/atomic"
 )
 
@@ -18,10 +16,6 @@ type scratch struct {
 	busy atomic.Bool
 	b    [1]byte
 }
-
-// maxEndValue is the largest value FromEnv accepts: any, so that importEnd
-// says what is wrong.
-const maxEndValue = math.MaxUint64
 
 // makePipe creates a pipe whose ends are close-on-exec.
 func makePipe() (r, w *sysFile, err error) {
@@ -53,18 +47,6 @@ func (s *sysFile) setInterrupted(on bool) {}
 // close closes the end, ending pending reads and writes first.
 func (s *sysFile) close() error { return errors.ErrUnsupported }
 
-// export makes cmd's child inherit the end and returns the value that names
-// it in the child. It ends pending reads and writes first, and from then on
-// every call but close fails with ErrExported.
-func (s *sysFile) export(cmd *exec.Cmd) (string, error) { return "", errors.ErrUnsupported }
-
-// importEnd takes over the inherited end that n names, or returns an error
-// saying why n names none, leaving it as it was.
-func importEnd(n uint64) (*sysFile, error) { return nil, errors.ErrUnsupported }
-
 // isBrokenPipe reports whether a write failed because every read end is
 // closed.
 func isBrokenPipe(err error) bool { return false }
-
-// envKeyEqual reports whether two environment variable names are the same.
-func envKeyEqual(a, b string) bool { return a == b }
