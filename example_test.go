@@ -100,7 +100,7 @@ func childCommand() *exec.Cmd {
 	return cmd
 }
 
-func init() { helpers["example-child"] = reportReady }
+func init() { register("example-child", reportReady) }
 
 // A child that was not started with ExportTo gets ErrNotExported, and can
 // run in the foreground instead.

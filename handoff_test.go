@@ -36,7 +36,7 @@ func childEnd() *tokenpipe.TokenPipeEnd {
 }
 
 func init() {
-	helpers["write-1-to-10"] = func() int {
+	register("write-1-to-10", func() int {
 		w := childEnd()
 		for tok := range byte(10) {
 			if err := w.TokenWrite(tok + 1); err != nil {
@@ -45,23 +45,23 @@ func init() {
 			}
 		}
 		return 0
-	}
+	})
 	// exit-silently takes its end and exits without a word, like a daemon
 	// that crashes during start-up.
-	helpers["exit-silently"] = func() int {
+	register("exit-silently", func() int {
 		childEnd()
 		return 0
-	}
+	})
 	// hang takes its end and waits for its standard input to close.
-	helpers["hang"] = func() int {
+	register("hang", func() int {
 		w := childEnd()
 		io.Copy(io.Discard, os.Stdin)
 		runtime.KeepAlive(w)
 		return 0
-	}
+	})
 	// read-with-context checks that an inherited end honours a context, says
 	// so on standard output, then exits with the token the parent sends.
-	helpers["read-with-context"] = func() int {
+	register("read-with-context", func() int {
 		r := childEnd()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 		defer cancel()
@@ -76,11 +76,11 @@ func init() {
 			return 1
 		}
 		return int(tok)
-	}
+	})
 	// report-and-linger starts a grandchild that shares its standard input,
 	// reports ready, closes its end, and stays alive, as does the grandchild,
 	// until standard input closes.
-	helpers["report-and-linger"] = func() int {
+	register("report-and-linger", func() int {
 		w := childEnd()
 		exe, _ := os.Executable()
 		grandchild := exec.Command(exe)
@@ -98,7 +98,7 @@ func init() {
 		io.Copy(io.Discard, os.Stdin)
 		grandchild.Wait()
 		return 0
-	}
+	})
 }
 
 // child is a started helper holding an exported end.

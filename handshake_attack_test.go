@@ -19,7 +19,7 @@ func init() {
 	// 4096 bytes (token 1, 4096 'x', '\n'), but pauses before the '\n' until
 	// the test says "go" on standard input, as a preempted daemon would.
 	// It exits 0 if the '\n' went out, 7 if the pipe was broken.
-	helpers["a9-ready-4096"] = func() int {
+	register("a9-ready-4096", func() int {
 		e := childEndNamed(readyEnv)
 		if err := e.TokenWrite(1); err != nil {
 			return helperExit(3, err)
@@ -40,7 +40,7 @@ func init() {
 			return helperExit(3, err)
 		}
 		return 0
-	}
+	})
 }
 
 // Ready writes token 1, up to 4096 bytes and '\n' (4098 bytes), but

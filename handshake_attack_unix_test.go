@@ -17,7 +17,7 @@ func init() {
 	// Fail and exits 1. The helper inherits the end, which os/exec children
 	// do with any inherited descriptor not marked close-on-exec, and lives
 	// until the test closes standard input.
-	helpers["a9-spawn-then-fail"] = func() int {
+	register("a9-spawn-then-fail", func() int {
 		gc, err := newHelperCommand("hold")
 		if err != nil {
 			return helperExit(3, err)
@@ -31,7 +31,7 @@ func init() {
 			return helperExit(3, err)
 		}
 		return 1
-	}
+	})
 }
 
 // A daemon that called Fail and exited must give ErrChildFailed with its

@@ -14,7 +14,7 @@ func init() {
 	// r2-trickle writes token arg1, says "written" on standard output, then
 	// writes 'x' every 15 ms until the pipe breaks: a child that never
 	// finishes its report.
-	helpers["r2-trickle"] = func() int {
+	register("r2-trickle", func() int {
 		e := childEndNamed(readyEnv)
 		tok := byte(0)
 		if os.Args[1] == "1" {
@@ -29,7 +29,7 @@ func init() {
 		}
 		holdStdin()
 		return 0
-	}
+	})
 }
 
 // trickleAfterCancel cancels ctx once the helper has written its token and

@@ -18,7 +18,7 @@ func init() {
 	// input and output and the end it inherited (not yet close-on-exec, as
 	// it has not called FromEnv), and exits 0 at once, as a classic daemon's
 	// first fork does. The grandchild reports.
-	helpers["r2-dfork"] = func() int {
+	register("r2-dfork", func() int {
 		gc, err := newHelperCommand("r2-dfork-gc", os.Args[1:]...)
 		if err != nil {
 			return helperExit(3, err)
@@ -29,13 +29,13 @@ func init() {
 		}
 		gc.Process.Release()
 		return 0
-	}
+	})
 	// r2-dfork-gc writes token arg1 and arg2, says "written" on standard
 	// output, waits for a line (or end) on standard input, as a daemon
 	// preempted between two writes of its report would, then writes arg3
 	// (and '\n' for token 1) and closes its end. With arg1 "Fail" it says
 	// "written" at once, and after the line calls Fail with arg2+arg3.
-	helpers["r2-dfork-gc"] = func() int {
+	register("r2-dfork-gc", func() int {
 		if os.Args[1] == "Fail" {
 			os.Stdout.WriteString("written\n")
 			bufio.NewReader(os.Stdin).ReadString('\n')
@@ -66,7 +66,7 @@ func init() {
 		write(rest)
 		e.Close()
 		return 0
-	}
+	})
 }
 
 // dforkRun runs StartAndWait on r2-dfork with the given report, split in

@@ -55,7 +55,7 @@ func exampleDaemon() int {
 	return 0
 }
 
-func init() { helpers["example-daemon"] = exampleDaemon }
+func init() { register("example-daemon", exampleDaemon) }
 
 // daemonCommand returns a command that runs this program again as the
 // daemon, which calls exampleDaemon: in this example the program is the test
@@ -97,7 +97,7 @@ func exampleFailingDaemon() int {
 	return 1
 }
 
-func init() { helpers["example-failing-daemon"] = exampleFailingDaemon }
+func init() { register("example-failing-daemon", exampleFailingDaemon) }
 
 func failingDaemonCommand() *exec.Cmd {
 	cmd, err := newHelperCommand("example-failing-daemon")

@@ -22,21 +22,21 @@ const s6Env = "MYD_READY_FD"
 func init() {
 	// hs-s6-ready and hs-s6-fail report as a daemon under s6-supervise
 	// would, then stay up until s6 stops them with SIGTERM.
-	helpers["hs-s6-ready"] = func() int {
+	register("hs-s6-ready", func() int {
 		return serveUnderS6(tokenpipe.Ready(s6Env, "listening on 127.0.0.1:8080"))
-	}
-	helpers["hs-s6-fail"] = func() int {
+	})
+	register("hs-s6-fail", func() int {
 		return serveUnderS6(tokenpipe.Fail(s6Env, errors.New("cannot bind: address in use")))
-	}
+	})
 	// hs-s6-fail-exit reports failure and exits 1, as the README's daemon
 	// does.
-	helpers["hs-s6-fail-exit"] = func() int {
+	register("hs-s6-fail-exit", func() int {
 		if err := tokenpipe.Fail(s6Env, errors.New("cannot bind: address in use")); err != nil {
 			return helperExit(3, err)
 		}
 		recordReport()
 		return 1
-	}
+	})
 }
 
 // recordReport writes one line to the file "reports" in the service

@@ -31,7 +31,7 @@ func init() {
 	// until the socket is gone. After the first it writes one byte to its
 	// standard output and closes it, so that whoever started it knows the
 	// flood has begun.
-	helpers["atk10-flooder"] = func() int {
+	register("atk10-flooder", func() int {
 		null, err := os.Open(os.DevNull)
 		if err != nil {
 			return helperExit(3, err)
@@ -62,12 +62,12 @@ func init() {
 				return 0 // the socket is gone
 			}
 		}
-	}
+	})
 	// atk10-spawn-flooders closes its end at once (as daemons that close
 	// every descriptor at start-up do), starts 4 flooders, which do not
 	// inherit the end, waits until each has begun, writes their pids to the
 	// file os.Args[1], and exits 0 without a report.
-	helpers["atk10-spawn-flooders"] = func() int {
+	register("atk10-spawn-flooders", func() int {
 		childEndNamed(readyEnv).Close()
 		var pids []string
 		for range 4 {
@@ -91,7 +91,7 @@ func init() {
 			return helperExit(3, err)
 		}
 		return 0
-	}
+	})
 	// atk10-flood-parent is the parent of the flood scenario, in a process
 	// of its own so that it can be the flooders' subreaper and reap them:
 	// StartAndWait on atk10-spawn-flooders with a context that ends after
@@ -100,7 +100,7 @@ func init() {
 	// StartAndWait returned and exits 0 if it returned within hangGuard
 	// after ctx ended; if not, it prints HANG, kills the flooders (after
 	// which StartAndWait returns) and exits 1.
-	helpers["atk10-flood-parent"] = func() int {
+	register("atk10-flood-parent", func() int {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			return helperExit(3, err)
 		}
@@ -144,7 +144,7 @@ func init() {
 			fmt.Printf("and still running after the flooders were killed\n")
 		}
 		return 1
-	}
+	})
 }
 
 // A child closes its end, leaves behind grandchildren that keep sending
@@ -190,7 +190,7 @@ func init() {
 	// Ready. Go's own os package treats any pidfd_open error as "no pidfd"
 	// and falls back (os/pidfd_linux.go, checkPidfd). It exits 0 if
 	// StartAndWait returned ready.
-	helpers["atk10-seccomp-parent"] = func() int {
+	register("atk10-seccomp-parent", func() int {
 		prog := []unix.SockFilter{
 			{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0}, // seccomp_data.nr
 			{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.SYS_PIDFD_OPEN},
@@ -228,7 +228,7 @@ func init() {
 			return 1
 		}
 		return 0
-	}
+	})
 }
 
 // Where pidfd_open is denied with EPERM (seccomp), StartAndWait falls back

@@ -29,7 +29,7 @@ import (
 func init() {
 	// sd-send sends each argument, unquoted (strconv.Quote), as a datagram to NOTIFY_SOCKET, without
 	// touching its end, and then waits for its standard input to close.
-	helpers["sd-send"] = func() int {
+	register("sd-send", func() int {
 		for _, quoted := range os.Args[1:] {
 			msg, err := strconv.Unquote(quoted)
 			if err == nil {
@@ -41,11 +41,11 @@ func init() {
 		}
 		holdStdin()
 		return 0
-	}
+	})
 	// sd-close-then-ready closes its inherited end at once, as daemons that
 	// close every descriptor at start-up do, waits a while, then sends
 	// READY=1 and waits for its standard input to close.
-	helpers["sd-close-then-ready"] = func() int {
+	register("sd-close-then-ready", func() int {
 		childEndNamed(readyEnv).Close()
 		time.Sleep(200 * time.Millisecond) // the scenario, not synchronisation
 		if err := sendRaw("STATUS=late\nREADY=1", nil); err != nil {
@@ -53,17 +53,17 @@ func init() {
 		}
 		holdStdin()
 		return 0
-	}
+	})
 	// sd-ready-and-die sends READY=1 and exits 5 at once.
-	helpers["sd-ready-and-die"] = func() int {
+	register("sd-ready-and-die", func() int {
 		if err := sendRaw("STATUS=bye\nREADY=1", nil); err != nil {
 			return helperExit(3, err)
 		}
 		return 5
-	}
+	})
 	// sd-pass-fd sends a pipe's write end in SCM_RIGHTS and checks that the
 	// receiver closed it; it reports ready if so and fails otherwise.
-	helpers["sd-pass-fd"] = func() int {
+	register("sd-pass-fd", func() int {
 		r, w, err := os.Pipe()
 		if err != nil {
 			return helperExit(3, err)
@@ -82,10 +82,10 @@ func init() {
 		}
 		holdStdin()
 		return 0
-	}
+	})
 	// sd-stdio-closed reports with Ready with its standard descriptors
 	// closed, so that the socket it sends on may be descriptor 0.
-	helpers["sd-stdio-closed"] = func() int {
+	register("sd-stdio-closed", func() int {
 		for fd := range 3 {
 			unix.Close(fd)
 		}
@@ -94,7 +94,7 @@ func init() {
 		}
 		time.Sleep(hangGuard) // until killed
 		return 0
-	}
+	})
 }
 
 // sendRaw sends one datagram to NOTIFY_SOCKET with a raw socket, carrying oob.
@@ -522,7 +522,7 @@ func init() {
 	// datagrams, datagrams carrying the most descriptors Linux allows,
 	// garbage; then READY=1. With "forever" it floods until the socket is
 	// gone, and then waits for its standard input to close.
-	helpers["sd-hostile"] = func() int {
+	register("sd-hostile", func() int {
 		huge := strings.Repeat("READY=1\n", 20000)
 		fds := make([]int, 253)
 		for i := range fds {
@@ -552,7 +552,7 @@ func init() {
 		}
 		holdStdin()
 		return 0
-	}
+	})
 }
 
 // A daemon that floods the socket with oversized datagrams, descriptors and
@@ -646,7 +646,7 @@ func init() {
 	// and sends it to NOTIFY_SOCKET with STATUS=up and READY=1. Then it
 	// closes its own copy, says "closed" on standard output, and waits
 	// for standard input to close.
-	helpers["sd-ready-lingering-socket"] = func() int {
+	register("sd-ready-lingering-socket", func() int {
 		conn, err := net.Dial("tcp", os.Args[1])
 		if err != nil {
 			return helperExit(3, err)
@@ -675,7 +675,7 @@ func init() {
 		fmt.Println("closed")
 		holdStdin()
 		return 0
-	}
+	})
 }
 
 // What a datagram says counts at once, whatever its descriptors do: a TCP
@@ -722,7 +722,7 @@ func init() {
 	// subdirectory and the directory itself made read-only (0500).
 	// "moved": the directory renamed to dir+".moved", and a symbolic link to
 	// the directory named by arg 2 put in its place.
-	helpers["sd-ready-after-littering"] = func() int {
+	register("sd-ready-after-littering", func() int {
 		dir := filepath.Dir(os.Getenv("NOTIFY_SOCKET"))
 		var err error
 		switch os.Args[1] {
@@ -741,7 +741,7 @@ func init() {
 		}
 		holdStdin()
 		return 0
-	}
+	})
 }
 
 // The socket's directory goes, whatever the child (the same user) left in
@@ -787,7 +787,7 @@ func init() {
 	// standard input) that inherits its end, so that the pipe never ends,
 	// prints its own pid, and then ends itself with signal arg (a number),
 	// or exits with status 3 when arg is "exit".
-	helpers["dies-while-grandchild-holds-end"] = func() int {
+	register("dies-while-grandchild-holds-end", func() int {
 		gc, err := newHelperCommand("hold")
 		if err != nil {
 			return helperExit(3, err)
@@ -805,7 +805,7 @@ func init() {
 		syscall.Kill(os.Getpid(), syscall.Signal(sig))
 		holdStdin() // not reached
 		return 0
-	}
+	})
 }
 
 // A child that died by itself before ctx ended, of a status or a signal
@@ -862,7 +862,7 @@ func init() {
 	// READY=1, says "sent" on standard output once that send has returned
 	// (the datagram is in the listener's queue), and waits for standard
 	// input to close. Its pipe end stays open and silent.
-	helpers["statuses-with-descriptors-then-ready"] = func() int {
+	register("statuses-with-descriptors-then-ready", func() int {
 		e := childEndNamed(readyEnv) // held open, never written
 		null, err := os.Open(os.DevNull)
 		if err != nil {
@@ -885,7 +885,7 @@ func init() {
 		holdStdin()
 		runtimeKeepAlive(e)
 		return 0
-	}
+	})
 }
 
 // When ctx ends, what the socket holds counts, however far its reader had
@@ -933,7 +933,7 @@ func init() {
 	// "closed" on standard output, then sends arg2 datagrams that each carry
 	// 253 descriptors (its /dev/null, 253 times), then READY=1, and waits
 	// for standard input to close.
-	helpers["linger-then-flood-descriptors"] = func() int {
+	register("linger-then-flood-descriptors", func() int {
 		conn, err := net.Dial("tcp", os.Args[1])
 		if err != nil {
 			return helperExit(3, err)
@@ -976,13 +976,13 @@ func init() {
 		}
 		holdStdin()
 		return 0
-	}
+	})
 	// launch-flooder-with-1024-descriptors is a launcher with RLIMIT_NOFILE 1024: it runs
 	// StartAndWait on linger-then-flood-descriptors (16 datagrams of 253 descriptors:
 	// more than it may hold) against a TCP listener of its own that never
 	// reads, then starts its next daemon with StartAndWait. Exit 0: it can; 4: it
 	// cannot; 3: the first StartAndWait did not say ready.
-	helpers["launch-flooder-with-1024-descriptors"] = func() int {
+	register("launch-flooder-with-1024-descriptors", func() int {
 		lim := syscall.Rlimit{Cur: 1024, Max: 1024}
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 			return helperExit(5, err)
@@ -1027,7 +1027,7 @@ func init() {
 			return helperExit(4, fmt.Errorf("the next StartAndWait, after the first returned ready (%d descriptors open): %w", n, err))
 		}
 		return 0
-	}
+	})
 }
 
 // A child whose descriptor blocks in its last close (a TCP socket with
@@ -1053,7 +1053,7 @@ func init() {
 	// itself, made read-only (0500) once its child is in it: the child of
 	// issue 15 item 3, with more levels. Then it reports ready and waits
 	// for standard input to close.
-	helpers["ready-after-deep-read-only-tree"] = func() int {
+	register("ready-after-deep-read-only-tree", func() int {
 		depth, _ := strconv.Atoi(os.Args[1])
 		fd, err := unix.Open(filepath.Dir(os.Getenv("NOTIFY_SOCKET")), unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -1079,11 +1079,11 @@ func init() {
 		}
 		holdStdin()
 		return 0
-	}
+	})
 	// launch-deep-read-only-tree runs StartAndWait, with a context of 5 seconds,
 	// on ready-after-deep-read-only-tree with depth arg1, and says on standard output
 	// what it returned; exit 3 if the child was not ready.
-	helpers["launch-deep-read-only-tree"] = func() int {
+	register("launch-deep-read-only-tree", func() int {
 		cmd, err := newHelperCommand("ready-after-deep-read-only-tree", os.Args[1])
 		if err != nil {
 			return helperExit(5, err)
@@ -1098,7 +1098,7 @@ func init() {
 			return 3
 		}
 		return 0
-	}
+	})
 }
 
 // The socket directory's removal is bounded, whatever the child leaves: a

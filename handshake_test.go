@@ -53,16 +53,16 @@ func holdStdin() { io.Copy(io.Discard, os.Stdin) }
 
 func init() {
 	// hs-ready reports ready with messages[arg] and stays up.
-	helpers["hs-ready"] = func() int {
+	register("hs-ready", func() int {
 		if err := tokenpipe.Ready(readyEnv, messages[os.Args[1]].send); err != nil {
 			return helperExit(3, err)
 		}
 		holdStdin()
 		return 0
-	}
+	})
 	// hs-fail reports failure with messages[arg] as the reason ("nil": no
 	// reason) and exits 1.
-	helpers["hs-fail"] = func() int {
+	register("hs-fail", func() int {
 		var reason error
 		if os.Args[1] != "nil" {
 			reason = errors.New(messages[os.Args[1]].send)
@@ -71,12 +71,12 @@ func init() {
 			return helperExit(3, err)
 		}
 		return 1
-	}
+	})
 	// hs-raw writes token arg1 and the bytes of arg2 with the low-level API,
 	// (no token if arg1 is empty), then does arg3: "exit" exits 4, "hang"
 	// waits for standard input to close, "close-hang" closes the end first,
 	// "die" kills itself.
-	helpers["hs-raw"] = func() int {
+	register("hs-raw", func() int {
 		e := childEndNamed(readyEnv)
 		if os.Args[1] != "" {
 			tok, _ := strconv.Atoi(os.Args[1])
@@ -102,9 +102,9 @@ func init() {
 		}
 		runtimeKeepAlive(e)
 		return 4
-	}
+	})
 	// hs-forever writes token arg1 and then 'a' until the pipe breaks.
-	helpers["hs-forever"] = func() int {
+	register("hs-forever", func() int {
 		e := childEndNamed(readyEnv)
 		tok, _ := strconv.Atoi(os.Args[1])
 		err := e.TokenWrite(byte(tok))
@@ -115,34 +115,34 @@ func init() {
 			return helperExit(3, err)
 		}
 		return 0
-	}
+	})
 	// hs-exit exits with code arg without a report (the end is inherited
 	// and closes with it).
-	helpers["hs-exit"] = func() int {
+	register("hs-exit", func() int {
 		code, _ := strconv.Atoi(os.Args[1])
 		return code
-	}
+	})
 	// hs-exit-at-eof says "running" on standard output, then exits with
 	// code arg, without a report, once its standard input closes.
-	helpers["hs-exit-at-eof"] = func() int {
+	register("hs-exit-at-eof", func() int {
 		code, _ := strconv.Atoi(os.Args[1])
 		fmt.Println("running")
 		holdStdin()
 		return code
-	}
+	})
 	// hs-kill-self dies by SIGKILL (Unix) or TerminateProcess (Windows).
-	helpers["hs-kill-self"] = func() int {
+	register("hs-kill-self", func() int {
 		killSelf()
 		return 0
-	}
+	})
 	// hs-hang never reports; it lives until its standard input closes.
-	helpers["hs-hang"] = func() int {
+	register("hs-hang", func() int {
 		holdStdin()
 		return 0
-	}
+	})
 	// hs-double-fork hands its end to a grandchild that does arg (see
 	// hs-grandchild), and exits 0 at once without waiting for it.
-	helpers["hs-double-fork"] = func() int {
+	register("hs-double-fork", func() int {
 		e := childEndNamed(readyEnv)
 		gc, err := newHelperCommand("hs-grandchild", os.Args[1])
 		if err != nil {
@@ -159,8 +159,8 @@ func init() {
 		}
 		gc.Process.Release()
 		return 0
-	}
-	helpers["hs-grandchild"] = func() int {
+	})
+	register("hs-grandchild", func() int {
 		switch os.Args[1] {
 		case "ready":
 			if err := tokenpipe.Ready(readyEnv, "from the grandchild"); err != nil {
@@ -174,10 +174,10 @@ func init() {
 			}
 		}
 		return 5
-	}
+	})
 	// hs-stdout-holder leaves behind a grandchild that holds its standard
 	// output (but not the end) until standard input closes, and exits 3.
-	helpers["hs-stdout-holder"] = func() int {
+	register("hs-stdout-holder", func() int {
 		e := childEndNamed(readyEnv) // not inheritable any more: gone with us
 		gc, err := newHelperCommand("hold")
 		if err != nil {
@@ -190,10 +190,10 @@ func init() {
 		gc.Process.Release()
 		runtimeKeepAlive(e)
 		return 3
-	}
+	})
 	// hs-race calls Ready and Fail at once: exactly one may report, the
 	// other must get ErrAlreadyReported. It exits 0 if so.
-	helpers["hs-race"] = func() int {
+	register("hs-race", func() int {
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
 		wg.Go(func() { errs[0] = tokenpipe.Ready(readyEnv, "ready won") })
@@ -208,10 +208,10 @@ func init() {
 			}
 		}
 		return 0
-	}
+	})
 	// hs-caller-setup writes "extra" to the file named by arg, and reports
 	// ready with whether the caller's process attributes took effect.
-	helpers["hs-caller-setup"] = func() int {
+	register("hs-caller-setup", func() int {
 		n, _ := strconv.ParseUint(os.Args[1], 10, 64)
 		f := os.NewFile(uintptr(n), "extra")
 		if _, err := f.WriteString("extra"); err != nil {
@@ -222,9 +222,9 @@ func init() {
 			return helperExit(3, err)
 		}
 		return 0
-	}
+	})
 	// hs-twice reports ready, then checks that later reports are refused.
-	helpers["hs-twice"] = func() int {
+	register("hs-twice", func() int {
 		if err := tokenpipe.Ready(readyEnv, "first"); err != nil {
 			return helperExit(3, err)
 		}
@@ -234,7 +234,7 @@ func init() {
 			}
 		}
 		return 0
-	}
+	})
 }
 
 // freshReports lets the test call Ready and Fail in-process as a new process

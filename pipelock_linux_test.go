@@ -41,7 +41,7 @@ func init() {
 	// FUSE or NFS mount. It prints "holding" once the fault has been
 	// reported, lets the page in when a line arrives on standard input or
 	// after lockGuard, and exits 9 in the second case.
-	helpers["lock-the-pipe"] = func() int {
+	register("lock-the-pipe", func() int {
 		fd, err := strconv.Atoi(os.Getenv(endEnv))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
@@ -105,7 +105,7 @@ func init() {
 			return 1
 		}
 		return code
-	}
+	})
 }
 
 // O_NONBLOCK does not keep read(2) on a pipe from sleeping: it first takes

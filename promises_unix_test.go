@@ -17,7 +17,7 @@ func init() {
 	// make-without-stdio closes its standard streams, as a daemon that
 	// detaches does, then makes pipes and writes to one whose read end is
 	// closed. Its exit code says what went wrong; SIGPIPE kills it.
-	helpers["make-without-stdio"] = func() int {
+	register("make-without-stdio", func() int {
 		for fd := range 3 {
 			unix.Close(fd)
 		}
@@ -37,7 +37,7 @@ func init() {
 			w.Close()
 		}
 		return 0
-	}
+	})
 }
 
 // An end is never descriptor 0, 1 or 2, even when Make is called with the

@@ -280,21 +280,21 @@ func init() {
 	// sd-ready and sd-fail report with Ready and Fail, as a daemon does
 	// under start-stop-daemon or systemd, where no end is exported to them,
 	// and exit.
-	helpers["sd-ready"] = func() int {
+	register("sd-ready", func() int {
 		if err := tokenpipe.Ready(readyEnv, "up"); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
 			return 1
 		}
 		return 0
-	}
-	helpers["sd-fail"] = func() int {
+	})
+	register("sd-fail", func() int {
 		err := fmt.Errorf("cannot bind: %w", syscall.EADDRINUSE)
 		if err := tokenpipe.Fail(readyEnv, err); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
 			return 1
 		}
 		return 0
-	}
+	})
 }
 
 // startStopDaemon runs the helper under start-stop-daemon --notify-await

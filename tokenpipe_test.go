@@ -26,7 +26,18 @@ const hangGuard = 20 * time.Second
 // instead of the tests; helpers lists them.
 const helperEnv = "TOKENPIPE_TEST_HELPER"
 
+// helpers are what a child started by helperCommand can run, by name; the
+// function's result is the child's exit code.
 var helpers = map[string]func() int{}
+
+// register adds a helper. A name registered twice is a mistake that would
+// make one test run another's child: it panics, as os/exec's tests do.
+func register(name string, f func() int) {
+	if _, dup := helpers[name]; dup {
+		panic("test helper " + name + " registered twice")
+	}
+	helpers[name] = f
+}
 
 func TestMain(m *testing.M) {
 	if name, ok := os.LookupEnv(helperEnv); ok {
@@ -66,10 +77,10 @@ func newHelperCommand(name string, args ...string) (*exec.Cmd, error) {
 
 func init() {
 	// hold stays alive until its standard input closes.
-	helpers["hold"] = func() int {
+	register("hold", func() int {
 		io.Copy(io.Discard, os.Stdin)
 		return 0
-	}
+	})
 }
 
 func mustMake(t testing.TB) (r, w *tokenpipe.TokenPipeEnd) {
