@@ -1,5 +1,10 @@
 package tokenpipe
 
+import (
+	"syscall"
+	"time"
+)
+
 // Internals that the tests in package tokenpipe_test check directly.
 var ParseEndValue = parseEndValue
 
@@ -22,3 +27,76 @@ func ResetReports() {
 	notifyTaken = ""
 	notifyMu.Unlock()
 }
+
+// The sd_notify layer's internals, for the tests in package tokenpipe_test,
+// which run helpers in child processes.
+
+// NotifyListener is the parent's sd_notify socket.
+type NotifyListener struct{ l *notifyListener }
+
+// NotifyResult is what a NotifyListener decided.
+type NotifyResult struct {
+	Ready  bool
+	Errno  int
+	Status string
+	Err    error
+}
+
+// ListenNotify listens as StartAndWait does for a child started with attr.
+func ListenNotify(attr *syscall.SysProcAttr) (*NotifyListener, error) {
+	l, err := listenNotify(attr)
+	if err != nil {
+		return nil, err
+	}
+	return &NotifyListener{l}, nil
+}
+
+func (n *NotifyListener) Addr() string { return n.l.addr }
+func (n *NotifyListener) Close() error { return n.l.close() }
+
+// Await waits up to d for the first decisive result; ok is false if none
+// came. With d zero it does not wait.
+func (n *NotifyListener) Await(d time.Duration) (r NotifyResult, ok bool) {
+	var res notifyResult
+	select {
+	case res = <-n.l.decision:
+	default:
+		if d == 0 {
+			return NotifyResult{}, false
+		}
+		select {
+		case res = <-n.l.decision:
+		case <-time.After(d):
+			return NotifyResult{}, false
+		}
+	}
+	return NotifyResult{res.state.ready, res.state.errno, res.state.status, res.err}, true
+}
+
+func SendNotify(addr string, msg []byte) error { return sendNotify(addr, msg) }
+
+func FormatNotify(status string, errno int, ready bool) []byte {
+	return formatNotify(status, errno, ready)
+}
+
+const NotifySupported = notifySupported
+
+// ExitWatch watches a child's exit without reaping it.
+type ExitWatch struct{ w *exitWatch }
+
+func WatchExit(pid int) (*ExitWatch, error) {
+	w, err := watchExit(pid)
+	if err != nil {
+		return nil, err
+	}
+	return &ExitWatch{w}, nil
+}
+
+func (w *ExitWatch) Exited() <-chan struct{} { return w.w.exitedChan() }
+func (w *ExitWatch) Close()                  { w.w.close() }
+
+// Drain reads what is queued and stops the listener's goroutine; Decided
+// then says, without waiting, whether that decided.
+func (n *NotifyListener) Drain() { n.l.drain() }
+
+func (n *NotifyListener) Decided() (NotifyResult, bool) { return n.Await(0) }

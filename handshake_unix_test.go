@@ -1,29 +1,35 @@
 //go:build unix
 
-package tokenpipe
+package tokenpipe_test
 
 import (
 	"os"
-	"strconv"
+	"os/exec"
+	"syscall"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
-// OpenPipes counts the process's open pipe descriptors.
-func OpenPipes(t testing.TB) int {
-	t.Helper()
-	entries, err := os.ReadDir("/dev/fd")
-	if err != nil {
-		t.Skipf("cannot list descriptors on this system: %v", err)
+// callerSetup does to cmd what a caller of StartAndWait might: an extra file,
+// which the child finds under the returned value, and process attributes
+// (a process group of its own).
+func callerSetup(t *testing.T, cmd *exec.Cmd, extra *os.File) string {
+	cmd.ExtraFiles = []*os.File{extra}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return "3" // os/exec numbers ExtraFiles from 3
+}
+
+// callerSetupSeen says, in the child, whether its attributes took effect.
+func callerSetupSeen() bool {
+	return syscall.Getpgrp() == os.Getpid()
+}
+
+// shareAttributes gives cmds one ExtraFiles slice with spare capacity, as
+// code that builds its commands from one base does, and returns a check that
+// nothing was written into it.
+func shareAttributes(cmds ...*exec.Cmd) (unchanged func() bool) {
+	base := make([]*os.File, 0, 4)
+	for _, cmd := range cmds {
+		cmd.ExtraFiles = base
 	}
-	n := 0
-	for _, e := range entries {
-		fd, err := strconv.Atoi(e.Name())
-		var st unix.Stat_t
-		if err == nil && unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO {
-			n++
-		}
-	}
-	return n
+	return func() bool { return base[:1][0] == nil }
 }

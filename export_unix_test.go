@@ -4,6 +4,7 @@ package tokenpipe
 
 import (
 	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -96,3 +97,21 @@ func ProcessCPUTime(t testing.TB) time.Duration {
 // JoinedPoller reports whether an open end has become an *os.File in the
 // runtime poller.
 func JoinedPoller(e *TokenPipeEnd) bool { return e.f.Load().sys.f.Load() != nil }
+
+// OpenPipes counts the process's open pipe descriptors.
+func OpenPipes(t testing.TB) int {
+	t.Helper()
+	entries, err := os.ReadDir("/dev/fd")
+	if err != nil {
+		t.Skipf("cannot list descriptors on this system: %v", err)
+	}
+	n := 0
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		var st unix.Stat_t
+		if err == nil && unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO {
+			n++
+		}
+	}
+	return n
+}
