@@ -17,6 +17,13 @@ func InterruptedReads() int64 { return interruptedReads.Load() }
 // EndHandle returns the descriptor or handle behind an open end.
 func EndHandle(e *TokenPipeEnd) uintptr { return e.f.Load().sys.handle() }
 
+// WriteAll writes p whole through e, as Ready writes its report.
+func WriteAll(e *TokenPipeEnd, p []byte) error { return e.writeAll("TokenWrite", p) }
+
+// Pending reports whether a read from e would return at once, without
+// taking anything from the pipe.
+func Pending(e *TokenPipeEnd) bool { return e.pending() }
+
 // ResetReports forgets, as a new process would, that Ready or Fail reported
 // and which NOTIFY_SOCKET they took, for tests that report in-process.
 func ResetReports() {
@@ -77,6 +84,32 @@ func SendNotify(addr string, msg []byte) error { return sendNotify(addr, msg) }
 
 func FormatNotify(status string, errno int, ready bool) []byte {
 	return formatNotify(status, errno, ready)
+}
+
+const MaxNotifyMessage = maxNotifyMessage
+
+// NotifyState is what sd_notify datagrams say, as the listener reads them.
+type NotifyState struct {
+	Ready, Failed bool
+	Errno         int
+	Value, Status string
+}
+
+// ParseNotify reads the datagrams, in order, as the listener does.
+func ParseNotify(datagrams ...string) NotifyState {
+	var s notifyState
+	for _, d := range datagrams {
+		s.parse([]byte(d))
+	}
+	return NotifyState{s.ready, s.failed, s.errno, s.value, s.status}
+}
+
+// Decided reports whether the datagrams read decide the wait. (The
+// literal names every field of notifyState: one added there stops this
+// from compiling until NotifyState has it too.)
+func (s NotifyState) Decided() bool {
+	state := notifyState{s.Ready, s.Failed, s.Errno, s.Value, s.Status}
+	return state.decided()
 }
 
 const NotifySupported = notifySupported

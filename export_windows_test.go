@@ -266,3 +266,8 @@ func OpenPipes(t testing.TB) int {
 	}
 	return n
 }
+
+// Interrupter returns what TokenReadContext calls on e's handle when its
+// context ends, and again when the read has returned: set(true) cancels a
+// call under way on the handle.
+func Interrupter(e *TokenPipeEnd) (set func(on bool)) { return e.f.Load().sys.setInterrupted }

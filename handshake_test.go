@@ -237,13 +237,6 @@ func init() {
 	})
 }
 
-// freshReports lets the test call Ready and Fail in-process as a new process
-// would, and again for the tests after it.
-func freshReports(t *testing.T) {
-	tokenpipe.ResetReports()
-	t.Cleanup(tokenpipe.ResetReports)
-}
-
 // childEndNamed is FromEnv(env) in a helper child, which exits 3 if it fails.
 func childEndNamed(env string) *tokenpipe.TokenPipeEnd {
 	e, err := tokenpipe.FromEnv(env)

@@ -1,8 +1,10 @@
-package tokenpipe
+package tokenpipe_test
 
 import (
 	"testing"
 	"time"
+
+	"github.com/tokenpipe/tokenpipe"
 )
 
 // An interrupt on an end (setInterrupted, what TokenReadContext does when
@@ -10,16 +12,16 @@ import (
 // have put part of its bytes into the pipe: write goes on after those, and
 // the reader gets every byte once. (It wrote all of them again.)
 func TestInterruptedWriteWritesOnce(t *testing.T) {
-	r, w := internalPipe(t)
+	r, w := mustMake(t)
 	const size = 1 << 15
 	big := make([]byte, size)
 	for i := range big {
 		big[i] = byte(i % 251)
 	}
 	done := make(chan error, 1)
-	go func() { done <- w.writeAll("TokenWrite", big); w.Close() }()
+	go func() { done <- tokenpipe.WriteAll(w, big); w.Close() }()
 	got := make([]byte, 0, 2*size)
-	f := w.f.Load()
+	setInterrupted := tokenpipe.Interrupter(w)
 	for i := 0; ; i++ {
 		b, err := r.TokenRead()
 		if err != nil {
@@ -27,9 +29,9 @@ func TestInterruptedWriteWritesOnce(t *testing.T) {
 		}
 		got = append(got, b)
 		if i == 9999 {
-			f.sys.setInterrupted(true) // cancels the WriteFile under way
+			setInterrupted(true) // cancels the WriteFile under way
 			time.Sleep(10 * time.Millisecond)
-			f.sys.setInterrupted(false)
+			setInterrupted(false)
 		}
 	}
 	if err := <-done; err != nil {
