@@ -88,15 +88,3 @@ func TestExitWatch(t *testing.T) {
 		t.Errorf("goroutines went from %d to %d", goroutines, after)
 	}
 }
-
-// settledGoroutines counts goroutines, giving those that have finished their
-// work (and said so) up to hangGuard to return.
-func settledGoroutines(want int) int {
-	deadline := time.Now().Add(hangGuard)
-	n := runtime.NumGoroutine()
-	for n > want && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-		n = runtime.NumGoroutine()
-	}
-	return n
-}

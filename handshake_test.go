@@ -42,15 +42,6 @@ var messages = map[string]struct{ send, want string }{
 	"long 3-byte": {strings.Repeat("€", 2000), strings.Repeat("€", 1365)},
 }
 
-// helperExit reports a helper's failure on standard error and returns code.
-func helperExit(code int, err error) int {
-	fmt.Fprintln(os.Stderr, "helper:", err)
-	return code
-}
-
-// holdStdin blocks until standard input closes: the test holds the other end.
-func holdStdin() { io.Copy(io.Discard, os.Stdin) }
-
 func init() {
 	// hs-ready reports ready with messages[arg] and stays up.
 	register("hs-ready", func() int {
@@ -237,15 +228,6 @@ func init() {
 	})
 }
 
-// childEndNamed is FromEnv(env) in a helper child, which exits 3 if it fails.
-func childEndNamed(env string) *tokenpipe.TokenPipeEnd {
-	e, err := tokenpipe.FromEnv(env)
-	if err != nil {
-		os.Exit(helperExit(3, err))
-	}
-	return e
-}
-
 // runtimeKeepAlive keeps e, and so the end, open until here.
 func runtimeKeepAlive(e *tokenpipe.TokenPipeEnd) { runtime.KeepAlive(e) }
 
@@ -321,24 +303,6 @@ func cancelWhenWritten(t *testing.T, cmd *exec.Cmd) (string, error) {
 	case <-time.After(hangGuard):
 		t.Fatalf("StartAndWait still blocked %v after its context was cancelled", hangGuard)
 		return "", nil
-	}
-}
-
-// noLeaks runs f and checks that it left no pipe and no goroutine behind.
-func noLeaks(t *testing.T, f func()) {
-	t.Helper()
-	pipes, goroutines := tokenpipe.OpenPipes(t), runtime.NumGoroutine()
-	f()
-	if got := tokenpipe.OpenPipes(t); got != pipes {
-		t.Errorf("%d pipes open before, %d after", pipes, got)
-	}
-	// A joined goroutine may still be on its way out after it signalled.
-	deadline := time.Now().Add(hangGuard)
-	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if got := runtime.NumGoroutine(); got > goroutines {
-		t.Errorf("%d goroutines before, %d after", goroutines, got)
 	}
 }
 
@@ -635,6 +599,72 @@ func TestStartAndWaitExitAsContextEnds(t *testing.T) {
 	}
 }
 
+func init() {
+	// r2-trickle writes token arg1, says "written" on standard output, then
+	// writes 'x' every 15 ms until the pipe breaks: a child that never
+	// finishes its report.
+	register("r2-trickle", func() int {
+		e := childEndNamed(readyEnv)
+		tok := byte(0)
+		if os.Args[1] == "1" {
+			tok = 1
+		}
+		if err := e.TokenWrite(tok); err != nil {
+			return helperExit(3, err)
+		}
+		os.Stdout.WriteString("written\n")
+		for e.TokenWrite('x') == nil {
+			time.Sleep(15 * time.Millisecond)
+		}
+		holdStdin()
+		return 0
+	})
+}
+
+// trickleAfterCancel cancels ctx once the helper has written its token and
+// reports how long StartAndWait took from then on; after hangGuard it kills
+// the child to get StartAndWait back, and says so.
+func trickleAfterCancel(t *testing.T, token string) (msg string, err error, hung bool) {
+	cmd, _ := hsCommand(t, "r2-trickle", token)
+	stdout, perr := cmd.StdoutPipe()
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := goStartAndWait(ctx, cmd)
+	if line, rerr := bufio.NewReader(stdout).ReadString('\n'); line != "written\n" {
+		t.Fatalf("helper: %q, %v", line, rerr)
+	}
+	cancel()
+	var r started
+	select {
+	case r = <-done:
+	case <-time.After(hangGuard):
+		hung = true
+		cmd.Process.Kill() // ends the trickle: end of stream
+		r = <-done
+	}
+	return r.msg, r.err, hung
+}
+
+// ctx is the caller's bound on StartAndWait: after it ends, only what the
+// pipe holds is read, without waiting, so a child that goes on writing a byte
+// every 15 ms cannot hold StartAndWait. (It could, for minutes: the drain
+// waited up to 100 ms for each byte, bounded per byte, never in total.)
+func TestStartAndWaitTrickleAfterCtx(t *testing.T) {
+	for _, token := range []string{"1", "0"} {
+		t.Run("token "+token, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			msg, err, hung := trickleAfterCancel(t, token)
+			if hung {
+				t.Errorf("StartAndWait had not returned %v after ctx ended (a child writing a byte every 15 ms); it returned %d bytes (err %v) once the child was killed", time.Since(start).Round(time.Second), len(msg), err != nil)
+			}
+		})
+	}
+}
+
 // Start fails: the error, wrapped; nothing left open.
 func TestStartAndWaitStartFails(t *testing.T) {
 	// Not t.TempDir: Wine fails to remove a directory a process was looked
@@ -757,6 +787,86 @@ func TestStartAndWaitEndlessMessage(t *testing.T) {
 	})
 }
 
+func init() {
+	// a9-ready-4096 writes exactly the bytes Ready writes for a message of
+	// 4096 bytes (token 1, 4096 'x', '\n'), but pauses before the '\n' until
+	// the test says "go" on standard input, as a preempted daemon would.
+	// It exits 0 if the '\n' went out, 7 if the pipe was broken.
+	register("a9-ready-4096", func() int {
+		e := childEndNamed(readyEnv)
+		if err := e.TokenWrite(1); err != nil {
+			return helperExit(3, err)
+		}
+		for i := 0; i < 4096; i++ {
+			if err := e.TokenWrite('x'); err != nil {
+				return helperExit(3, err)
+			}
+		}
+		os.Stdout.WriteString("written\n")
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		err := e.TokenWrite('\n')
+		e.Close()
+		if errors.Is(err, io.ErrClosedPipe) {
+			return helperExit(7, err)
+		}
+		if err != nil {
+			return helperExit(3, err)
+		}
+		return 0
+	})
+}
+
+// Ready writes token 1, up to 4096 bytes and '\n' (4098 bytes), but
+// StartAndWait stops reading after 4097 and closes the pipe: a daemon whose
+// Ready is preempted before its newline gets a broken pipe (Ready returns an
+// error; a C daemon writing the newline separately dies of SIGPIPE) although
+// the parent has just told the user it is ready.
+//
+// The timer below never decides the verdict: it only lets a correct
+// StartAndWait (which waits for the newline) go on; a StartAndWait that
+// returns before the newline was even written is wrong whenever it does.
+func TestStartAndWaitReadsNewlineAtLimit(t *testing.T) {
+	cmd, stdin := hsCommand(t, "a9-ready-4096")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type res struct {
+		msg string
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		msg, err := startAndWait(cmd)
+		done <- res{msg, err}
+	}()
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "written\n" {
+		t.Fatalf("helper: %q, %v", line, err)
+	}
+	var r res
+	returnedEarly := false
+	select {
+	case r = <-done:
+		returnedEarly = true
+	case <-time.After(time.Second):
+	}
+	io.WriteString(stdin, "go\n")
+	if !returnedEarly {
+		r = <-done
+	}
+	if r.err != nil || r.msg != strings.Repeat("x", 4096) {
+		t.Fatalf("StartAndWait: (%d bytes, %v), want the 4096-byte message", len(r.msg), r.err)
+	}
+	stdin.Close()
+	err = cmd.Wait()
+	if returnedEarly {
+		t.Errorf("StartAndWait returned ready and closed the pipe before the report's newline was written")
+	}
+	if err != nil {
+		t.Errorf("the daemon's newline after a %d-byte message failed (exit: %v): StartAndWait reads 1+4096 bytes, Ready writes 1+4096+1", 4096, err)
+	}
+}
+
 // A grandchild holding the child's output pipe cannot hang StartAndWait:
 // cmd.WaitDelay bounds cmd.Wait.
 func TestStartAndWaitOutputHeldByGrandchild(t *testing.T) {
@@ -845,6 +955,31 @@ func TestReportNotExported(t *testing.T) {
 	}
 	if err := tokenpipe.Ready("NOTIFY_SOCKET", "x"); !errors.Is(err, os.ErrInvalid) {
 		t.Errorf("Ready with NOTIFY_SOCKET for the end: got %v, want os.ErrInvalid", err)
+	}
+}
+
+// typedNilErr is the classic typed nil: a nil *typedNilErr in an error
+// interface is not a nil error, and its Error method dereferences.
+type typedNilErr struct{ s string }
+
+func (e *typedNilErr) Error() string { return e.s }
+
+// Fail calls reason.Error() before anything else, so a reason whose Error
+// panics (a typed nil is the usual one) panics in Fail, even in a daemon run by
+// hand with nothing exported, where Fail should just return ErrNotExported.
+// fmt recovers such panics ("<nil>" / "%!v(PANIC=...)"); Fail does not.
+func TestFailReasonPanics(t *testing.T) {
+	freshReports(t)
+	t.Setenv(readyEnv, "")
+	os.Unsetenv(readyEnv)
+	var reason *typedNilErr
+	defer func() {
+		if p := recover(); p != nil {
+			t.Fatalf("Fail panicked on a reason whose Error panics: %v", p)
+		}
+	}()
+	if err := tokenpipe.Fail(readyEnv, reason); !errors.Is(err, tokenpipe.ErrNotExported) {
+		t.Fatalf("got %v, want ErrNotExported", err)
 	}
 }
 

@@ -26,16 +26,3 @@ func callerSetup(t *testing.T, cmd *exec.Cmd, extra *os.File) string {
 // callerSetupSeen says, in the child, whether its attributes took effect;
 // Windows offers no simple way to ask for one's process group.
 func callerSetupSeen() bool { return true }
-
-// shareAttributes gives cmds one *SysProcAttr whose handle list has spare
-// capacity, as code that builds its commands from one base does, and returns
-// a check that nothing was written into it.
-func shareAttributes(cmds ...*exec.Cmd) (unchanged func() bool) {
-	attr := &syscall.SysProcAttr{AdditionalInheritedHandles: make([]syscall.Handle, 0, 4)}
-	for _, cmd := range cmds {
-		cmd.SysProcAttr = attr
-	}
-	return func() bool {
-		return len(attr.AdditionalInheritedHandles) == 0 && attr.AdditionalInheritedHandles[:1][0] == 0
-	}
-}

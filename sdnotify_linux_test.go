@@ -276,6 +276,282 @@ func TestNotifyListenerCloseLeavesNothing(t *testing.T) {
 	}
 }
 
+// After drain, whatever was sent before it has been read: a decision sent
+// before is there at once, and without one there is none.
+func TestNotifyListenerDrain(t *testing.T) {
+	for _, decisive := range []bool{false, true} {
+		l := listen(t)
+		for i := range 50 {
+			send(t, l.Addr(), []byte(fmt.Sprintf("STATUS=%d", i)), nil)
+		}
+		if decisive {
+			send(t, l.Addr(), []byte("READY=1"), nil)
+		}
+		l.Drain()
+		r, ok := l.Decided()
+		if ok != decisive || (ok && (!r.Ready || r.Status != "49")) {
+			t.Fatalf("sent READY=1: %v; after drain got (%+v, %v)", decisive, r, ok)
+		}
+	}
+}
+
+// A child run as another user (a root launcher starting a daemon as an
+// unprivileged user) can reach the socket, as under start-stop-daemon
+// --chuid, and its datagrams count; a third user's do not.
+func TestNotifyListenerChildUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("not root: cannot start a child as another user, nor send with another user's credentials")
+	}
+	const child, other = 65534, 65533
+	l := listenFor(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: child, Gid: child}})
+	for _, path := range []string{filepath.Dir(l.Addr()), l.Addr()} {
+		var st unix.Stat_t
+		if err := unix.Lstat(path, &st); err != nil || st.Uid != child || st.Gid != child {
+			t.Fatalf("%s: owner %d:%d (%v), want the child's %d:%d", path, st.Uid, st.Gid, err, child, child)
+		}
+	}
+	claim := func(uid uint32) []byte {
+		return unix.UnixCredentials(&unix.Ucred{Pid: int32(os.Getpid()), Uid: uid, Gid: uid})
+	}
+	send(t, l.Addr(), []byte("STATUS=other user\nREADY=1"), claim(other))
+	send(t, l.Addr(), []byte("STATUS=child\nERRNO=5"), claim(child))
+	if r := awaitDecision(t, l); r.Ready || r.Errno != 5 || r.Status != "child" {
+		t.Fatalf("got %+v, want the child user's ERRNO=5", r)
+	}
+}
+
+// lingeringSocket returns a TCP socket whose last close blocks for a
+// minute: connected to a listener of the test's that never reads, filled
+// until it takes no more, with SO_LINGER. The test must close it, or read
+// from the listener's side, to end the linger; the returned conn is that
+// side, accepted.
+func lingeringSocket(t *testing.T) (fd int, peer net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	tcp := conn.(*net.TCPConn)
+	if err := tcp.SetLinger(60); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := tcp.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(s uintptr) {
+		for buf := make([]byte, 64<<10); ; {
+			if _, err := unix.Write(int(s), buf); err != nil {
+				break // EAGAIN: full
+			}
+		}
+		fd, err = unix.Dup(int(s))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close() // fd is the socket's last descriptor now
+	return fd, peer
+}
+
+// Datagrams still queued when the listener closes hold the descriptors they
+// carry, and the socket's last close drops them: where one of those blocks
+// in its close, the listener's close still returns at once, as that last
+// close is left to the goroutines that nothing waits for; and the
+// descriptor is closed, later, all the same. (The hook holds the listener
+// on the first datagram until close has begun, so that the second, which
+// carries the only reference to a lingering socket, is still queued.)
+func TestNotifyListenerDescriptorQueuedAtClose(t *testing.T) {
+	var stopping <-chan struct{}
+	listening := make(chan struct{})
+	restore := tokenpipe.SetReceiveHook(func() { <-listening; <-stopping })
+	l := listen(t)
+	stopping = l.Stopping()
+	close(listening)
+	send(t, l.Addr(), []byte("STATUS=first"), nil)
+	fd, peer := lingeringSocket(t)
+	send(t, l.Addr(), []byte("STATUS=second"), unix.UnixRights(fd))
+	unix.Close(fd) // the queued datagram's reference is the last
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	select {
+	case err := <-closed:
+		restore()
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(hangGuard):
+		peer.Close() // ends the linger, and the close with it
+		t.Fatalf("Close still blocked after %v: it dropped a lingering socket itself", hangGuard)
+	}
+	peer.SetReadDeadline(time.Now().Add(hangGuard))
+	if _, err := io.Copy(io.Discard, peer); err != nil {
+		t.Fatalf("the connection did not end: the queued socket was not closed: %v", err)
+	}
+}
+
+// Ready and Fail in the daemon: the datagram they send, NOTIFY_SOCKET
+// unset afterwards, and the errors for channels that fail.
+func TestReadyFailNotifySocket(t *testing.T) {
+	unsetEnv := func(t *testing.T, key string) {
+		t.Setenv(key, "") // restored after the test
+		os.Unsetenv(key)
+	}
+	unsetEnv(t, readyEnv)
+	for _, c := range []struct {
+		name   string
+		report func() error
+		want   tokenpipe.NotifyResult
+	}{
+		{"Ready", func() error { return tokenpipe.Ready(readyEnv, "up\nand running") },
+			tokenpipe.NotifyResult{Ready: true, Status: "up and running"}},
+		{"Ready without a message", func() error { return tokenpipe.Ready(readyEnv, "") },
+			tokenpipe.NotifyResult{Ready: true}},
+		{"Fail with an errno", func() error { _, err := os.Open("/nonexistent"); return tokenpipe.Fail(readyEnv, err) },
+			tokenpipe.NotifyResult{Errno: int(syscall.ENOENT), Status: "open /nonexistent: no such file or directory"}},
+		{"Fail without one", func() error { return tokenpipe.Fail(readyEnv, errors.New("bad config")) },
+			tokenpipe.NotifyResult{Errno: int(syscall.EIO), Status: "bad config"}},
+		{"Fail without a reason", func() error { return tokenpipe.Fail(readyEnv, nil) },
+			tokenpipe.NotifyResult{Errno: int(syscall.EIO)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			freshReports(t)
+			l := listen(t)
+			t.Setenv("NOTIFY_SOCKET", l.Addr())
+			if err := c.report(); err != nil {
+				t.Fatal(err)
+			}
+			if v, ok := os.LookupEnv("NOTIFY_SOCKET"); ok {
+				t.Fatalf("NOTIFY_SOCKET=%q is still set", v)
+			}
+			if r := awaitDecision(t, l); r != c.want {
+				t.Fatalf("the supervisor got %+v, want %+v", r, c.want)
+			}
+			if err := c.report(); !errors.Is(err, tokenpipe.ErrAlreadyReported) {
+				t.Fatalf("a second report: got %v, want ErrAlreadyReported", err)
+			}
+		})
+	}
+	t.Run("empty NOTIFY_SOCKET", func(t *testing.T) {
+		freshReports(t)
+		t.Setenv("NOTIFY_SOCKET", "")
+		if err := tokenpipe.Ready(readyEnv, "x"); !errors.Is(err, tokenpipe.ErrNotExported) {
+			t.Fatalf("got %v, want ErrNotExported", err)
+		}
+	})
+	t.Run("nobody listening", func(t *testing.T) {
+		freshReports(t)
+		addr := filepath.Join(t.TempDir(), "gone")
+		t.Setenv("NOTIFY_SOCKET", addr)
+		err := tokenpipe.Ready(readyEnv, "x")
+		if !errors.Is(err, syscall.ENOENT) || errors.Is(err, tokenpipe.ErrNotExported) ||
+			!strings.HasPrefix(err.Error(), "tokenpipe: Ready: NOTIFY_SOCKET=") {
+			t.Fatalf("got %v, want an error naming Ready and NOTIFY_SOCKET, matching ENOENT", err)
+		}
+	})
+	t.Run("pipe takes it, socket fails", func(t *testing.T) {
+		freshReports(t)
+		r, w := rawPipe(t)
+		t.Setenv(readyEnv, strconv.Itoa(w))
+		t.Setenv("NOTIFY_SOCKET", "relative/path")
+		if err := tokenpipe.Ready(readyEnv, "via pipe"); err != nil {
+			t.Fatalf("got %v, want nil: the pipe took the report", err)
+		}
+		if got, err := io.ReadAll(r); string(got) != "\x01via pipe\n" || err != nil {
+			t.Fatalf("the pipe got (%q, %v)", got, err)
+		}
+	})
+	// Once a channel took the report, every later call is refused the same
+	// way, whatever the variable holds.
+	t.Run("bad variable, socket takes it", func(t *testing.T) {
+		freshReports(t)
+		l := listen(t)
+		t.Setenv(readyEnv, "not-a-number")
+		t.Setenv("NOTIFY_SOCKET", l.Addr())
+		if err := tokenpipe.Ready(readyEnv, "up"); err != nil {
+			t.Fatalf("got %v, want nil: the socket took the report", err)
+		}
+		for _, err := range []error{tokenpipe.Fail(readyEnv, errors.New("late")), tokenpipe.Ready(readyEnv, "again")} {
+			if !errors.Is(err, tokenpipe.ErrAlreadyReported) || !strings.Contains(err.Error(), "already") {
+				t.Fatalf("a later report: got %v, want ErrAlreadyReported, saying \"already\"", err)
+			}
+		}
+	})
+	t.Run("both fail", func(t *testing.T) {
+		freshReports(t)
+		r, w := rawPipe(t)
+		r.Close() // the parent has gone away
+		t.Setenv(readyEnv, strconv.Itoa(w))
+		t.Setenv("NOTIFY_SOCKET", "relative/path")
+		err := tokenpipe.Fail(readyEnv, errors.New("x"))
+		if !errors.Is(err, io.ErrClosedPipe) || !errors.Is(err, os.ErrInvalid) || !strings.Contains(err.Error(), "NOTIFY_SOCKET=") {
+			t.Fatalf("got %v, want both channels' errors", err)
+		}
+	})
+}
+
+// rawPipe makes a pipe whose write end is a bare inheritable descriptor, as
+// a parent hands it down, for FromEnv to take.
+func rawPipe(t *testing.T) (r *os.File, w int) {
+	t.Helper()
+	var p [2]int
+	if err := unix.Pipe(p[:]); err != nil {
+		t.Fatal(err)
+	}
+	r = os.NewFile(uintptr(p[0]), "r")
+	t.Cleanup(func() { r.Close() })
+	return r, p[1]
+}
+
+// Ready gives up on a supervisor that does not read (its queue full) after
+// a bounded time, instead of hanging the daemon.
+func TestReadySupervisorNotReading(t *testing.T) {
+	addr := filepath.Join(t.TempDir(), "deaf")
+	deaf, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer deaf.Close()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	for { // fill its queue
+		err := unix.Sendmsg(fd, []byte("STATUS=x"), nil, &unix.SockaddrUnix{Name: addr}, unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv(readyEnv, "")
+	os.Unsetenv(readyEnv)
+	t.Setenv("NOTIFY_SOCKET", addr)
+	freshReports(t)
+	done := make(chan error, 1)
+	go func() { done <- tokenpipe.Ready(readyEnv, "x") }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("got %v, want a timeout", err)
+		}
+	case <-time.After(hangGuard):
+		t.Fatalf("Ready still blocked after %v", hangGuard)
+	}
+}
+
 func init() {
 	// sd-ready and sd-fail report with Ready and Fail, as a daemon does
 	// under start-stop-daemon or systemd, where no end is exported to them,
@@ -401,50 +677,6 @@ func TestSendNotifyAbstract(t *testing.T) {
 	}
 }
 
-// After drain, whatever was sent before it has been read: a decision sent
-// before is there at once, and without one there is none.
-func TestNotifyListenerDrain(t *testing.T) {
-	for _, decisive := range []bool{false, true} {
-		l := listen(t)
-		for i := range 50 {
-			send(t, l.Addr(), []byte(fmt.Sprintf("STATUS=%d", i)), nil)
-		}
-		if decisive {
-			send(t, l.Addr(), []byte("READY=1"), nil)
-		}
-		l.Drain()
-		r, ok := l.Decided()
-		if ok != decisive || (ok && (!r.Ready || r.Status != "49")) {
-			t.Fatalf("sent READY=1: %v; after drain got (%+v, %v)", decisive, r, ok)
-		}
-	}
-}
-
-// A child run as another user (a root launcher starting a daemon as an
-// unprivileged user) can reach the socket, as under start-stop-daemon
-// --chuid, and its datagrams count; a third user's do not.
-func TestNotifyListenerChildUser(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("not root: cannot start a child as another user, nor send with another user's credentials")
-	}
-	const child, other = 65534, 65533
-	l := listenFor(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: child, Gid: child}})
-	for _, path := range []string{filepath.Dir(l.Addr()), l.Addr()} {
-		var st unix.Stat_t
-		if err := unix.Lstat(path, &st); err != nil || st.Uid != child || st.Gid != child {
-			t.Fatalf("%s: owner %d:%d (%v), want the child's %d:%d", path, st.Uid, st.Gid, err, child, child)
-		}
-	}
-	claim := func(uid uint32) []byte {
-		return unix.UnixCredentials(&unix.Ucred{Pid: int32(os.Getpid()), Uid: uid, Gid: uid})
-	}
-	send(t, l.Addr(), []byte("STATUS=other user\nREADY=1"), claim(other))
-	send(t, l.Addr(), []byte("STATUS=child\nERRNO=5"), claim(child))
-	if r := awaitDecision(t, l); r.Ready || r.Errno != 5 || r.Status != "child" {
-		t.Fatalf("got %+v, want the child user's ERRNO=5", r)
-	}
-}
-
 // manager is a datagram socket standing in for the service manager.
 type manager struct {
 	conn *net.UnixConn
@@ -546,86 +778,6 @@ func TestNotifyConcurrent(t *testing.T) {
 	}
 	if got["WATCHDOG=1"] != 10 || got["STATUS=up\nREADY=1\n"] != 1 {
 		t.Fatalf("the manager got %v", got)
-	}
-}
-
-// lingeringSocket returns a TCP socket whose last close blocks for a
-// minute: connected to a listener of the test's that never reads, filled
-// until it takes no more, with SO_LINGER. The test must close it, or read
-// from the listener's side, to end the linger; the returned conn is that
-// side, accepted.
-func lingeringSocket(t *testing.T) (fd int, peer net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer, err = ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { peer.Close() })
-	tcp := conn.(*net.TCPConn)
-	if err := tcp.SetLinger(60); err != nil {
-		t.Fatal(err)
-	}
-	rc, err := tcp.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc.Control(func(s uintptr) {
-		for buf := make([]byte, 64<<10); ; {
-			if _, err := unix.Write(int(s), buf); err != nil {
-				break // EAGAIN: full
-			}
-		}
-		fd, err = unix.Dup(int(s))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.Close() // fd is the socket's last descriptor now
-	return fd, peer
-}
-
-// Datagrams still queued when the listener closes hold the descriptors they
-// carry, and the socket's last close drops them: where one of those blocks
-// in its close, the listener's close still returns at once, as that last
-// close is left to the goroutines that nothing waits for; and the
-// descriptor is closed, later, all the same. (The hook holds the listener
-// on the first datagram until close has begun, so that the second, which
-// carries the only reference to a lingering socket, is still queued.)
-func TestNotifyListenerDescriptorQueuedAtClose(t *testing.T) {
-	var stopping <-chan struct{}
-	listening := make(chan struct{})
-	restore := tokenpipe.SetReceiveHook(func() { <-listening; <-stopping })
-	l := listen(t)
-	stopping = l.Stopping()
-	close(listening)
-	send(t, l.Addr(), []byte("STATUS=first"), nil)
-	fd, peer := lingeringSocket(t)
-	send(t, l.Addr(), []byte("STATUS=second"), unix.UnixRights(fd))
-	unix.Close(fd) // the queued datagram's reference is the last
-	closed := make(chan error, 1)
-	go func() { closed <- l.Close() }()
-	select {
-	case err := <-closed:
-		restore()
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(hangGuard):
-		peer.Close() // ends the linger, and the close with it
-		t.Fatalf("Close still blocked after %v: it dropped a lingering socket itself", hangGuard)
-	}
-	peer.SetReadDeadline(time.Now().Add(hangGuard))
-	if _, err := io.Copy(io.Discard, peer); err != nil {
-		t.Fatalf("the connection did not end: the queued socket was not closed: %v", err)
 	}
 }
 
