@@ -5,7 +5,6 @@ package tokenpipe_test
 import (
 	"io"
 	"os/exec"
-	"runtime"
 	"testing"
 	"time"
 
@@ -14,7 +13,7 @@ import (
 
 // The watch sees a child exit, and leaves it for cmd.Wait to reap.
 func TestExitWatch(t *testing.T) {
-	fds, goroutines := tokenpipe.OpenHandles(t), runtime.NumGoroutine()
+	leaks := watchEveryDescriptor(t)
 	cmd := helperCommand(t, "hold")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -81,10 +80,5 @@ func TestExitWatch(t *testing.T) {
 	w.Close()
 	stdin.Close()
 	cmd.Wait()
-	if after := tokenpipe.OpenHandles(t); after != fds {
-		t.Errorf("open descriptors went from %d to %d", fds, after)
-	}
-	if after := settledGoroutines(goroutines); after > goroutines {
-		t.Errorf("goroutines went from %d to %d", goroutines, after)
-	}
+	leaks.check(t)
 }

@@ -17,6 +17,13 @@ func InterruptedReads() int64 { return interruptedReads.Load() }
 // EndHandle returns the descriptor or handle behind an open end.
 func EndHandle(e *TokenPipeEnd) uintptr { return e.f.Load().sys.handle() }
 
+// Descriptors counts a process's open descriptors (handles, on Windows), as
+// OpenDescriptors finds them.
+type Descriptors struct {
+	Pipes, Sockets, Pidfds int // the kinds that the ends, the handshake and its socket open
+	All                    int // every descriptor, of whatever kind
+}
+
 // WriteAll writes p whole through e, as Ready writes its report.
 func WriteAll(e *TokenPipeEnd, p []byte) error { return e.writeAll("TokenWrite", p) }
 

@@ -34,14 +34,36 @@ func HandleOpen(h uintptr) bool {
 	return err == nil
 }
 
-// OpenHandles counts the process's open descriptors.
-func OpenHandles(t testing.TB) int {
+// OpenDescriptors counts the process's open descriptors, as /dev/fd lists
+// them (/proc/self/fd, on Linux): all, and those of each kind that the ends,
+// the handshake and its socket open. A pidfd is one whose /proc/self/fd
+// link says anon_inode:[pidfd] (pidfd_open(2)); elsewhere there are none.
+func OpenDescriptors(t testing.TB) Descriptors {
 	t.Helper()
 	entries, err := os.ReadDir("/dev/fd")
 	if err != nil {
-		t.Skipf("cannot count descriptors on this system: %v", err)
+		t.Skipf("cannot list descriptors on this system: %v", err)
 	}
-	return len(entries)
+	var d Descriptors
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		var st unix.Stat_t
+		if err != nil || unix.Fstat(fd, &st) != nil {
+			continue // the directory ReadDir read, closed by now
+		}
+		d.All++
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFIFO:
+			d.Pipes++
+		case unix.S_IFSOCK:
+			d.Sockets++
+		default:
+			if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link == "anon_inode:[pidfd]" {
+				d.Pidfds++
+			}
+		}
+	}
+	return d
 }
 
 // SetInheritable sets or clears what Inheritable reports.
@@ -97,21 +119,3 @@ func ProcessCPUTime(t testing.TB) time.Duration {
 // JoinedPoller reports whether an open end has become an *os.File in the
 // runtime poller.
 func JoinedPoller(e *TokenPipeEnd) bool { return e.f.Load().sys.f.Load() != nil }
-
-// OpenPipes counts the process's open pipe descriptors.
-func OpenPipes(t testing.TB) int {
-	t.Helper()
-	entries, err := os.ReadDir("/dev/fd")
-	if err != nil {
-		t.Skipf("cannot list descriptors on this system: %v", err)
-	}
-	n := 0
-	for _, e := range entries {
-		fd, err := strconv.Atoi(e.Name())
-		var st unix.Stat_t
-		if err == nil && unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO {
-			n++
-		}
-	}
-	return n
-}

@@ -48,7 +48,8 @@ func handleInformation(h uintptr) (flags uint32, err error) {
 	return flags, nil
 }
 
-// OpenHandles counts the process's open pipe handles.
+// OpenDescriptors counts the process's open pipe handles, which are All
+// here.
 //
 // Not GetProcessHandleCount: Wine's succeeds and returns 0, so a test built
 // on it could never fail there. Handle values are multiples of four, handed
@@ -56,7 +57,7 @@ func handleInformation(h uintptr) (flags uint32, err error) {
 // handle of a process that has fewer than a few thousand; only pipes are
 // counted, so that the threads and events the runtime opens and closes
 // meanwhile do not blur the count.
-func OpenHandles(t testing.TB) int {
+func OpenDescriptors(t testing.TB) Descriptors {
 	t.Helper()
 	n := 0
 	for h := uintptr(4); h <= maxProbedHandle; h += 4 {
@@ -67,7 +68,7 @@ func OpenHandles(t testing.TB) int {
 			n++
 		}
 	}
-	return n
+	return Descriptors{Pipes: n, All: n}
 }
 
 const maxProbedHandle = 16 << 10
@@ -247,24 +248,6 @@ func OpenEvent(t testing.TB) uintptr {
 	}
 	CloseOnCleanup(t, uintptr(h))
 	return uintptr(h)
-}
-
-// OpenPipes counts the process's open pipe handles. GetProcessHandleCount
-// would count every handle, but Wine's returns 0, so this probes the small
-// handle values that Windows and Wine hand out first, as /dev/fd lists them
-// on Unix.
-func OpenPipes(t testing.TB) int {
-	t.Helper()
-	n := 0
-	for h := uintptr(4); h < 1<<14; h += 4 {
-		if _, err := handleInformation(h); err != nil {
-			continue
-		}
-		if ft, err := windows.GetFileType(windows.Handle(h)); err == nil && ft == windows.FILE_TYPE_PIPE {
-			n++
-		}
-	}
-	return n
 }
 
 // Interrupter returns what TokenReadContext calls on e's handle when its

@@ -109,16 +109,13 @@ func startChild(t testing.TB, helper string, e *tokenpipe.TokenPipeEnd) *child {
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
+	reapAtEnd(t, c.cmd, os.Kill)
+	t.Cleanup(func() { c.stdin.Close() }) // before the kill: a helper may end by itself
 	err = c.cmd.Start()
 	e.Close() // whether or not Start worked
 	if err != nil {
 		t.Fatalf("starting %s: %v", helper, err)
 	}
-	t.Cleanup(func() {
-		c.stdin.Close()
-		c.cmd.Process.Kill()
-		c.cmd.Wait()
-	})
 	return c
 }
 
@@ -200,7 +197,7 @@ func TestParentWritesToChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Close()
-	defer c.Process.Kill()
+	reapAtEnd(t, c, os.Kill)
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if strings.TrimSpace(line) != "deadline honoured" {
 		t.Fatalf("child said %q (%v), want \"deadline honoured\"", line, err)
@@ -297,7 +294,7 @@ func TestExportedEndDroppedBeforeStart(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("Start after dropping the exported end: %v", err)
 	}
-	defer cmd.Process.Kill()
+	reapAtEnd(t, cmd, os.Kill)
 	for want := byte(1); want <= 10; want++ {
 		if tok, err := readWithin(t, r, hangGuard); tok != want || err != nil {
 			cmd.Wait() // the child exits 3 when FromEnv fails
@@ -604,7 +601,7 @@ func TestExportToSharedExtraFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		reapAtEnd(t, cmd, os.Kill)
 	}
 	for i, r := range readEnds {
 		for want := byte(1); want <= 10; want++ {

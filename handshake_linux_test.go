@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,23 +129,12 @@ func notifySocket(t *testing.T, cmd *exec.Cmd) string {
 // sdStartAndWait runs StartAndWait on cmd with a context that never ends by
 // itself, and fails the test if it has not returned after hangGuard. It
 // checks that the socket's directory is gone, and at the end of the test,
-// once the child is reaped, that no socket, pidfd or goroutine is left.
+// once the child is reaped, that nothing is left open (watchLeaks).
 func sdStartAndWait(t *testing.T, cmd *exec.Cmd) (string, error) {
 	t.Helper()
-	fds, goroutines := socketsAndPidfds(t), runtime.NumGoroutine()
-	t.Cleanup(func() {
-		if cmd.Process != nil && cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-		if after := socketsAndPidfds(t); after != fds {
-			t.Errorf("%d sockets and pidfds open before, %d after", fds, after)
-		}
-		if after := settledGoroutines(goroutines); after > goroutines {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines before, %d after:\n%s", goroutines, after, buf[:runtime.Stack(buf, true)])
-		}
-	})
+	leaks := watchLeaks(t)
+	t.Cleanup(func() { leaks.check(t) })
+	reapAtEnd(t, cmd, os.Kill) // before the check: the last cleanup registered runs first
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := goStartAndWait(ctx, cmd)
@@ -165,34 +153,12 @@ func sdStartAndWait(t *testing.T, cmd *exec.Cmd) (string, error) {
 	return r.msg, r.err
 }
 
-// socketsAndPidfds counts the process's open sockets and pidfds.
-func socketsAndPidfds(t *testing.T) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range entries {
-		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		if strings.HasPrefix(target, "socket:") || target == "anon_inode:[pidfd]" {
-			n++
-		}
-	}
-	return n
-}
-
 // redisCommand returns a Redis that reports with sd_notify, with args added.
 func redisCommand(t *testing.T, args ...string) *exec.Cmd {
 	redis := needProgram(t, "redis-server")
 	cmd := exec.Command(redis, append([]string{"--port", "0", "--unixsocket", filepath.Join(t.TempDir(), "redis.sock"),
 		"--save", "", "--supervised", "systemd"}, args...)...)
-	t.Cleanup(func() {
-		if cmd.Process != nil && cmd.ProcessState == nil {
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-		}
-	})
+	reapAtEnd(t, cmd, syscall.SIGTERM) // Redis stops cleanly on SIGTERM
 	return cmd
 }
 
@@ -454,20 +420,15 @@ func TestStartAndWaitHostileChild(t *testing.T) {
 		t.Fatalf("got (%q, %v), want (\"survived\", nil)", msg, err)
 	}
 
-	fds, goroutines := socketsAndPidfds(t), runtime.NumGoroutine()
 	cmd, _ = hsCommand(t, "sd-hostile", "forever")
+	leaks := watchLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	if _, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want context.DeadlineExceeded", err)
 	}
 	reaped(t, cmd)
-	if after := socketsAndPidfds(t); after != fds {
-		t.Errorf("%d sockets and pidfds before, %d after", fds, after)
-	}
-	if after := settledGoroutines(goroutines); after > goroutines {
-		t.Errorf("%d goroutines before, %d after", goroutines, after)
-	}
+	leaks.check(t)
 }
 
 // ERRNO= is read as start-stop-daemon reads it, whatever its spelling, and
@@ -611,10 +572,14 @@ func TestStartAndWaitBlockingDescriptor(t *testing.T) {
 	}
 	t.Cleanup(func() { ln.Close() }) // after sdStartAndWait's count
 	cmd, _ := hsCommand(t, "sd-ready-lingering-socket", ln.Addr().String())
-	stdout, err := cmd.StdoutPipe()
+	// A pipe of the test's, not StdoutPipe's: cmd.Wait would close that one
+	// at the end, after sdStartAndWait's leak check began counting.
+	stdout, stdoutW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { stdout.Close(); stdoutW.Close() })
+	cmd.Stdout = stdoutW
 	var once sync.Once
 	restore := tokenpipe.SetReceiveHook(func() {
 		once.Do(func() { bufio.NewReader(stdout).ReadString('\n') })

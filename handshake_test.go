@@ -239,22 +239,22 @@ func killSelf() {
 }
 
 // hsCommand returns a helper command for StartAndWait whose standard input
-// the test holds, so that helpers that wait for it stay up; the helper is
-// killed and reaped at the end of the test if it still runs.
+// the test holds, so that helpers that wait for it stay up; at the end of the
+// test the standard input closes, and the helper is killed and reaped if it
+// still runs. The standard input is a pipe of the test's, not StdinPipe's:
+// cmd.Wait closes that one, inside StartAndWait where the child does not
+// report ready, and a leak check around StartAndWait (watchLeaks) would see
+// its pipe come before and go within.
 func hsCommand(t *testing.T, helper string, args ...string) (*exec.Cmd, io.WriteCloser) {
 	t.Helper()
 	cmd := helperCommand(t, helper, args...)
-	stdin, err := cmd.StdinPipe()
+	stdinR, stdin, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		stdin.Close()
-		if cmd.Process != nil && cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
+	cmd.Stdin = stdinR
+	reapAtEnd(t, cmd, os.Kill)
+	t.Cleanup(func() { stdin.Close(); stdinR.Close() }) // before the kill: a helper may end by itself
 	return cmd, stdin
 }
 
@@ -346,13 +346,10 @@ func TestStartAndWaitFailed(t *testing.T) {
 }
 
 func testFailed(t *testing.T, name, want string) {
-	var cmd *exec.Cmd
-	var msg string
-	var err error
-	noLeaks(t, func() {
-		cmd, _ = hsCommand(t, "hs-fail", name)
-		msg, err = startAndWait(cmd)
-	})
+	cmd, _ := hsCommand(t, "hs-fail", name)
+	leaks := watchLeaks(t)
+	msg, err := startAndWait(cmd)
+	leaks.check(t)
 	if !errors.Is(err, tokenpipe.ErrChildFailed) || msg != want {
 		t.Fatalf("got (%q, %v), want (%q, ErrChildFailed)", msg, err, want)
 	}
@@ -443,12 +440,10 @@ func TestStartAndWaitExited(t *testing.T) {
 		{"hs-kill-self", "", killed},
 	} {
 		t.Run(c.helper+c.arg, func(t *testing.T) {
-			var cmd *exec.Cmd
-			var err error
-			noLeaks(t, func() {
-				cmd, _ = hsCommand(t, c.helper, c.arg)
-				_, err = startAndWait(cmd)
-			})
+			cmd, _ := hsCommand(t, c.helper, c.arg)
+			leaks := watchLeaks(t)
+			_, err := startAndWait(cmd)
+			leaks.check(t)
 			if !errors.Is(err, tokenpipe.ErrChildExited) || !strings.HasSuffix(err.Error(), "child exited without a report: "+c.status) {
 				t.Fatalf("got %v, want ErrChildExited ending in %q", err, c.status)
 			}
@@ -461,14 +456,12 @@ func TestStartAndWaitExited(t *testing.T) {
 // still coming.
 func TestStartAndWaitContextEnds(t *testing.T) {
 	t.Run("no report", func(t *testing.T) {
-		var cmd *exec.Cmd
-		var err error
-		noLeaks(t, func() {
-			cmd, _ = hsCommand(t, "hs-hang")
-			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-			defer cancel()
-			_, err = tokenpipe.StartAndWait(ctx, cmd, readyEnv)
-		})
+		cmd, _ := hsCommand(t, "hs-hang")
+		leaks := watchLeaks(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		_, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+		leaks.check(t)
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("got %v, want context.DeadlineExceeded", err)
 		}
@@ -478,13 +471,10 @@ func TestStartAndWaitContextEnds(t *testing.T) {
 		}
 	})
 	t.Run("failure reason, end still open", func(t *testing.T) {
-		var cmd *exec.Cmd
-		var msg string
-		var err error
-		noLeaks(t, func() {
-			cmd, _ = hsCommand(t, "hs-raw", "0", "partial", "hang")
-			msg, err = cancelWhenWritten(t, cmd)
-		})
+		cmd, _ := hsCommand(t, "hs-raw", "0", "partial", "hang")
+		leaks := watchLeaks(t)
+		msg, err := cancelWhenWritten(t, cmd)
+		leaks.check(t)
 		if !errors.Is(err, context.Canceled) || !errors.Is(err, tokenpipe.ErrChildFailed) || msg != "partial" {
 			t.Fatalf("got (%q, %v), want (\"partial\", ErrChildFailed and context.Canceled)", msg, err)
 		}
@@ -537,12 +527,10 @@ func TestStartAndWaitLingers(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for range 5 {
-				var cmd *exec.Cmd
-				var err error
-				noLeaks(t, func() {
-					cmd, _ = hsCommand(t, "hs-raw", c.args...)
-					_, err = cancelWhenWritten(t, cmd)
-				})
+				cmd, _ := hsCommand(t, "hs-raw", c.args...)
+				leaks := watchLeaks(t)
+				_, err := cancelWhenWritten(t, cmd)
+				leaks.check(t)
 				if !errors.Is(err, context.Canceled) || !errors.Is(err, c.want) {
 					t.Fatalf("got %v, want %v and context.Canceled", err, c.want)
 				}
@@ -670,8 +658,9 @@ func TestStartAndWaitStartFails(t *testing.T) {
 	// Not t.TempDir: Wine fails to remove a directory a process was looked
 	// up in ("Invalid function").
 	cmd := exec.Command(filepath.Join(os.TempDir(), "tokenpipe-test-no-such-program", "daemon"))
-	var err error
-	noLeaks(t, func() { _, err = startAndWait(cmd) })
+	leaks := watchLeaks(t)
+	_, err := startAndWait(cmd)
+	leaks.check(t)
 	// Windows looks the name up first, to add ".exe", and finds nothing.
 	if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, exec.ErrNotFound) {
 		t.Fatalf("got %v, want an error matching fs.ErrNotExist or exec.ErrNotFound", err)
@@ -706,9 +695,9 @@ func TestStartAndWaitBadArguments(t *testing.T) {
 		"NOTIFY_SOCKET": badEnv(t, "NOTIFY_SOCKET"),
 	} {
 		t.Run(name, func(t *testing.T) {
-			var cmd *exec.Cmd
-			var err error
-			noLeaks(t, func() { cmd, err = call() })
+			leaks := watchLeaks(t)
+			cmd, err := call()
+			leaks.check(t)
 			if !errors.Is(err, os.ErrInvalid) {
 				t.Fatalf("got %v, want os.ErrInvalid", err)
 			}

@@ -4,11 +4,15 @@ package tokenpipe_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +51,48 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(run())
 	}
-	os.Exit(m.Run())
+	os.Exit(runInOwnTempDir(m))
+}
+
+// runInOwnTempDir runs the tests with a temporary directory of their own,
+// inherited by their children, so that a leak check sees only what the
+// tests leave there, not what other processes (another run of these tests)
+// put in the shared one. It is open to every user, as /tmp is, for the
+// children that the tests run as another user.
+func runInOwnTempDir(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "tokenpipe-tests-")
+	if err == nil {
+		err = os.Chmod(dir, 0o711)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cannot make the tests' temporary directory:", err)
+		return 2
+	}
+	tempVar := "TMPDIR"
+	if runtime.GOOS == "windows" {
+		tempVar = "TMP" // what GetTempPath reads first
+	}
+	os.Setenv(tempVar, dir)
+	code := m.Run()
+	if err := removeTree(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "the tests' temporary directory is left behind:", err)
+	}
+	return code
+}
+
+// removeTree removes dir and what it holds, one entry at a time: Go 1.26's
+// os.RemoveAll fails under Wine 8 with "Invalid function", while os.Remove
+// works.
+func removeTree(dir string) error {
+	var paths []string
+	err := filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
+		paths = append(paths, path)
+		return err
+	})
+	for _, path := range slices.Backward(paths) {
+		err = errors.Join(err, os.Remove(path))
+	}
+	return err
 }
 
 // helperCommand returns a command that runs the named helper in a child.
@@ -85,7 +130,7 @@ func holdStdin() { io.Copy(io.Discard, os.Stdin) }
 func init() {
 	// hold stays alive until its standard input closes.
 	register("hold", func() int {
-		io.Copy(io.Discard, os.Stdin)
+		holdStdin()
 		return 0
 	})
 }
@@ -181,22 +226,91 @@ func createTemp(t testing.TB) *os.File {
 	return f
 }
 
-// noLeaks runs f and checks that it left no pipe and no goroutine behind.
-func noLeaks(t *testing.T, f func()) {
+// reapAtEnd ends cmd's process when the test ends, if it was started and
+// has not been waited for: it sends sig (os.Kill, unless the child deserves
+// the chance to stop cleanly) and waits, so that no test leaves a child
+// running, or a zombie, behind.
+func reapAtEnd(t testing.TB, cmd *exec.Cmd, sig os.Signal) {
+	t.Cleanup(func() {
+		if cmd.Process != nil && cmd.ProcessState == nil {
+			cmd.Process.Signal(sig)
+			cmd.Wait()
+		}
+	})
+}
+
+// A leakCheck is what a test found open when it began to watch, to fail
+// the test if more is open when it ends: descriptors (handles, on Windows),
+// goroutines, and the temporary directory's entries named tokenpipe-*, as
+// the sd_notify socket's directory is.
+type leakCheck struct {
+	every       bool // every descriptor, not only pipes, sockets and pidfds
+	descriptors tokenpipe.Descriptors
+	goroutines  int
+	tempDir     string
+	temp        []string
+}
+
+// watchLeaks begins a leak check of the pipes, sockets and pidfds: what the
+// ends, the handshake and its socket open, and not the /dev/null that
+// os/exec opens for a child's standard streams and closes again.
+func watchLeaks(t testing.TB) *leakCheck {
 	t.Helper()
-	pipes, goroutines := tokenpipe.OpenPipes(t), runtime.NumGoroutine()
-	f()
-	if got := tokenpipe.OpenPipes(t); got != pipes {
-		t.Errorf("%d pipes open before, %d after", pipes, got)
+	return newLeakCheck(t, false)
+}
+
+// watchEveryDescriptor begins a leak check of every descriptor.
+func watchEveryDescriptor(t testing.TB) *leakCheck {
+	t.Helper()
+	return newLeakCheck(t, true)
+}
+
+func newLeakCheck(t testing.TB, every bool) *leakCheck {
+	t.Helper()
+	c := &leakCheck{every: every, tempDir: os.TempDir(), goroutines: runtime.NumGoroutine()}
+	c.temp = tokenpipeEntries(t, c.tempDir)
+	c.descriptors = tokenpipe.OpenDescriptors(t)
+	return c
+}
+
+// check fails the test if anything the check watches is open now that was
+// not when it began. The goroutines come first: one that has done its work,
+// and said so, may still be on its way out, closing what it held.
+func (c *leakCheck) check(t testing.TB) {
+	t.Helper()
+	if after := settledGoroutines(c.goroutines); after > c.goroutines {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines before, %d after:\n%s", c.goroutines, after, buf[:runtime.Stack(buf, true)])
 	}
-	// A joined goroutine may still be on its way out after it signalled.
-	deadline := time.Now().Add(hangGuard)
-	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+	after := tokenpipe.OpenDescriptors(t)
+	if c.every && after.All != c.descriptors.All {
+		t.Errorf("%d descriptors open before, %d after", c.descriptors.All, after.All)
 	}
-	if got := runtime.NumGoroutine(); got > goroutines {
-		t.Errorf("%d goroutines before, %d after", goroutines, got)
+	if before := c.descriptors; after.Pipes != before.Pipes || after.Sockets != before.Sockets || after.Pidfds != before.Pidfds {
+		t.Errorf("pipes, sockets and pidfds open before: %d, %d, %d; after: %d, %d, %d",
+			before.Pipes, before.Sockets, before.Pidfds, after.Pipes, after.Sockets, after.Pidfds)
 	}
+	for _, name := range tokenpipeEntries(t, c.tempDir) {
+		if !slices.Contains(c.temp, name) {
+			t.Errorf("%s is left in the temporary directory", filepath.Join(c.tempDir, name))
+		}
+	}
+}
+
+// tokenpipeEntries lists the entries of dir named tokenpipe-*.
+func tokenpipeEntries(t testing.TB, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("listing the temporary directory: %v", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "tokenpipe-") {
+			names = append(names, e.Name())
+		}
+	}
+	return names
 }
 
 // settledGoroutines counts goroutines, giving those that have finished their

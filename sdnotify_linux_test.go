@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -194,7 +193,7 @@ func TestNotifyListenerErrno(t *testing.T) {
 // and when it carried the most descriptors Linux allows (253).
 func TestNotifyListenerClosesReceivedDescriptors(t *testing.T) {
 	l := listen(t)
-	before := tokenpipe.OpenHandles(t)
+	leaks := watchEveryDescriptor(t)
 	for _, tc := range []struct {
 		msg string
 		n   int
@@ -221,9 +220,7 @@ func TestNotifyListenerClosesReceivedDescriptors(t *testing.T) {
 	}
 	send(t, l.Addr(), []byte("READY=1"), nil)
 	awaitDecision(t, l)
-	if after := tokenpipe.OpenHandles(t); after != before {
-		t.Fatalf("open descriptors went from %d to %d", before, after)
-	}
+	leaks.check(t)
 }
 
 // A flood of datagrams neither stops the listener nor grows it; the report
@@ -264,16 +261,11 @@ func TestNotifyListenerCloseLeavesNothing(t *testing.T) {
 		}
 	}
 	cycle()
-	fds, goroutines := tokenpipe.OpenHandles(t), runtime.NumGoroutine()
+	leaks := watchEveryDescriptor(t)
 	for range 200 {
 		cycle()
 	}
-	if after := tokenpipe.OpenHandles(t); after != fds {
-		t.Errorf("open descriptors went from %d to %d", fds, after)
-	}
-	if after := settledGoroutines(goroutines); after > goroutines {
-		t.Errorf("goroutines went from %d to %d", goroutines, after)
-	}
+	leaks.check(t)
 }
 
 // After drain, whatever was sent before it has been read: a decision sent

@@ -159,11 +159,8 @@ func TestReadWaitingForThePipeLockLetsTheProcessRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		stdin.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
+	reapAtEnd(t, cmd, os.Kill)
+	t.Cleanup(func() { stdin.Close() }) // before the kill: the helper may end by itself
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		t.Fatalf("lock-the-pipe: %v", err)
