@@ -24,6 +24,17 @@ type Descriptors struct {
 	All                    int // every descriptor, of whatever kind
 }
 
+// RawPipe (export_unix_test.go, export_windows_test.go) makes a pipe as a
+// parent that is not written in Go hands one end down: bare descriptors
+// (handles, on Windows), inheritable and blocking, that no *os.File or end
+// holds. The end named by give, ReadEnd or WriteEnd, is returned as a bare
+// number, for FromEnv, Ready or Fail to take (or the test to close); the
+// other as an *os.File, closed when the test ends.
+const (
+	ReadEnd  = 0
+	WriteEnd = 1
+)
+
 // WriteAll writes p whole through e, as Ready writes its report.
 func WriteAll(e *TokenPipeEnd, p []byte) error { return e.writeAll("TokenWrite", p) }
 

@@ -78,17 +78,16 @@ func SetInheritable(t testing.TB, h uintptr, on bool) {
 	}
 }
 
-// RawInheritablePipe makes a pipe as a parent would hand it down: r is a bare
-// inheritable descriptor for FromEnv to take, w an *os.File to write to it.
-func RawInheritablePipe(t testing.TB) (r uintptr, w *os.File) {
+// RawPipe makes a pipe with unix.Pipe: blocking, inheritable descriptors.
+func RawPipe(t testing.TB, give int) (given uintptr, kept *os.File) {
 	t.Helper()
 	var p [2]int
 	if err := unix.Pipe(p[:]); err != nil {
 		t.Fatal(err)
 	}
-	w = os.NewFile(uintptr(p[1]), "w")
-	t.Cleanup(func() { w.Close() })
-	return uintptr(p[0]), w
+	kept = os.NewFile(uintptr(p[1-give]), "kept end")
+	t.Cleanup(func() { kept.Close() })
+	return uintptr(p[give]), kept
 }
 
 // OpenSocket opens a socket and returns its handle.

@@ -85,19 +85,18 @@ func SetInheritable(t testing.TB, h uintptr, on bool) {
 	}
 }
 
-// RawInheritablePipe makes a pipe as a parent would hand it down: r is a bare
-// inheritable handle for FromEnv to take, w an *os.File to write to it.
-func RawInheritablePipe(t testing.TB) (r uintptr, w *os.File) {
+// RawPipe makes a pipe with CreatePipe: inheritable handles, which wait.
+func RawPipe(t testing.TB, give int) (given uintptr, kept *os.File) {
 	t.Helper()
-	var rh, wh windows.Handle
+	var h [2]windows.Handle
 	sa := windows.SecurityAttributes{InheritHandle: 1}
 	sa.Length = uint32(unsafe.Sizeof(sa))
-	if err := windows.CreatePipe(&rh, &wh, &sa, 0); err != nil {
+	if err := windows.CreatePipe(&h[0], &h[1], &sa, 0); err != nil {
 		t.Fatal(err)
 	}
-	w = os.NewFile(uintptr(wh), "w")
-	t.Cleanup(func() { w.Close() })
-	return uintptr(rh), w
+	kept = os.NewFile(uintptr(h[1-give]), "kept end")
+	t.Cleanup(func() { kept.Close() })
+	return uintptr(h[give]), kept
 }
 
 // OpenSocket opens a socket and returns its handle.

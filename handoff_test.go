@@ -311,7 +311,7 @@ func TestExportedEndDroppedBeforeStart(t *testing.T) {
 // FromEnv takes an inherited end whole: not inheritable again, variable gone,
 // reads with a context and Close-unblocking work.
 func TestFromEnv(t *testing.T) {
-	h, w := tokenpipe.RawInheritablePipe(t)
+	h, w := tokenpipe.RawPipe(t, tokenpipe.ReadEnd)
 	t.Setenv(endEnv, strconv.FormatUint(uint64(h), 10))
 	r, err := tokenpipe.FromEnv(endEnv)
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 // h. FromEnv refuses them, so that no other spelling slips past its checks
 // (a redirected standard input was accepted as stdin+1).
 func TestFromEnvRefusesOtherSpellingsOfAHandle(t *testing.T) {
-	h, _ := tokenpipe.RawInheritablePipe(t)
+	h, _ := tokenpipe.RawPipe(t, tokenpipe.ReadEnd)
 	for _, base := range append([]uintptr{h}, tokenpipe.StdHandles()...) {
 		for d := uintptr(1); d <= 3; d++ {
 			err := refused(t, strconv.FormatUint(uint64(base+d), 10))
@@ -64,7 +64,7 @@ func TestExportToRefusesNoInheritHandles(t *testing.T) {
 // A refused handle stays open and as inheritable as it was; the least access
 // that works, data and FILE_READ_ATTRIBUTES, is taken.
 func TestFromEnvRefusesHandleWithoutAccess(t *testing.T) {
-	r, w := tokenpipe.RawInheritablePipe(t)
+	r, w := tokenpipe.RawPipe(t, tokenpipe.ReadEnd)
 	tokenpipe.CloseOnCleanup(t, r)
 	for _, c := range []struct {
 		name   string

@@ -453,8 +453,8 @@ func TestReadyFailNotifySocket(t *testing.T) {
 	})
 	t.Run("pipe takes it, socket fails", func(t *testing.T) {
 		freshReports(t)
-		r, w := rawPipe(t)
-		t.Setenv(readyEnv, strconv.Itoa(w))
+		w, r := tokenpipe.RawPipe(t, tokenpipe.WriteEnd)
+		t.Setenv(readyEnv, strconv.Itoa(int(w)))
 		t.Setenv("NOTIFY_SOCKET", "relative/path")
 		if err := tokenpipe.Ready(readyEnv, "via pipe"); err != nil {
 			t.Fatalf("got %v, want nil: the pipe took the report", err)
@@ -481,28 +481,15 @@ func TestReadyFailNotifySocket(t *testing.T) {
 	})
 	t.Run("both fail", func(t *testing.T) {
 		freshReports(t)
-		r, w := rawPipe(t)
+		w, r := tokenpipe.RawPipe(t, tokenpipe.WriteEnd)
 		r.Close() // the parent has gone away
-		t.Setenv(readyEnv, strconv.Itoa(w))
+		t.Setenv(readyEnv, strconv.Itoa(int(w)))
 		t.Setenv("NOTIFY_SOCKET", "relative/path")
 		err := tokenpipe.Fail(readyEnv, errors.New("x"))
 		if !errors.Is(err, io.ErrClosedPipe) || !errors.Is(err, os.ErrInvalid) || !strings.Contains(err.Error(), "NOTIFY_SOCKET=") {
 			t.Fatalf("got %v, want both channels' errors", err)
 		}
 	})
-}
-
-// rawPipe makes a pipe whose write end is a bare inheritable descriptor, as
-// a parent hands it down, for FromEnv to take.
-func rawPipe(t *testing.T) (r *os.File, w int) {
-	t.Helper()
-	var p [2]int
-	if err := unix.Pipe(p[:]); err != nil {
-		t.Fatal(err)
-	}
-	r = os.NewFile(uintptr(p[0]), "r")
-	t.Cleanup(func() { r.Close() })
-	return r, p[1]
 }
 
 // Ready gives up on a supervisor that does not read (its queue full) after
@@ -779,11 +766,11 @@ func TestNotifyConcurrent(t *testing.T) {
 func TestNotifyBesideABlockedReady(t *testing.T) {
 	freshReports(t)
 	l := listen(t)
-	r, w := rawPipe(t)
-	if _, err := unix.FcntlInt(uintptr(w), unix.F_SETPIPE_SZ, 4096); err != nil {
+	w, r := tokenpipe.RawPipe(t, tokenpipe.WriteEnd)
+	if _, err := unix.FcntlInt(w, unix.F_SETPIPE_SZ, 4096); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(readyEnv, strconv.Itoa(w))
+	t.Setenv(readyEnv, strconv.Itoa(int(w)))
 	t.Setenv("NOTIFY_SOCKET", l.Addr())
 	readyDone := make(chan error, 1)
 	go func() { readyDone <- tokenpipe.Ready(readyEnv, strings.Repeat("x", 4096)) }()

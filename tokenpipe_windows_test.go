@@ -56,13 +56,13 @@ func TestInterruptedWriteWritesOnce(t *testing.T) {
 // read on a pipe switched to that mode later says so, rather than calling
 // the empty pipe broken.
 func TestNoWaitPipe(t *testing.T) {
-	h, _ := tokenpipe.RawInheritablePipe(t)
+	h, _ := tokenpipe.RawPipe(t, tokenpipe.ReadEnd)
 	tokenpipe.SetNoWait(t, h)
 	if err := refused(t, strconv.FormatUint(uint64(h), 10)); !strings.Contains(err.Error(), "no-wait") {
 		t.Errorf("error %q does not say the pipe is in no-wait mode", err)
 	}
 
-	h, _ = tokenpipe.RawInheritablePipe(t)
+	h, _ = tokenpipe.RawPipe(t, tokenpipe.ReadEnd)
 	t.Setenv(endEnv, strconv.FormatUint(uint64(h), 10))
 	r, err := tokenpipe.FromEnv(endEnv)
 	if err != nil {
