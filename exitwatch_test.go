@@ -14,7 +14,7 @@ import (
 // The watch sees a child exit, and leaves it for cmd.Wait to reap.
 func TestExitWatch(t *testing.T) {
 	leaks := watchEveryDescriptor(t)
-	cmd := helperCommand(t, "hold")
+	cmd := helperCommand(t, "live-until-stdin-closes")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestExitWatch(t *testing.T) {
 	}
 
 	// A watch closed before the child exits stops.
-	cmd = helperCommand(t, "hold")
+	cmd = helperCommand(t, "live-until-stdin-closes")
 	stdin, _ = cmd.StdinPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ const endEnv = "TOKENPIPE_TEST_END"
 
 func init() {
 	register("write-1-to-10", func() int {
-		w := childEnd()
+		w := childEnd(endEnv)
 		for tok := range byte(10) {
 			if err := w.TokenWrite(tok + 1); err != nil {
 				fmt.Fprintln(os.Stderr, "helper:", err)
@@ -39,12 +39,13 @@ func init() {
 	// exit-silently takes its end and exits without a word, like a daemon
 	// that crashes during start-up.
 	register("exit-silently", func() int {
-		childEnd()
+		childEnd(endEnv)
 		return 0
 	})
-	// hang takes its end and waits for its standard input to close.
-	register("hang", func() int {
-		w := childEnd()
+	// take-end-and-hang takes its end and waits for its standard input to
+	// close.
+	register("take-end-and-hang", func() int {
+		w := childEnd(endEnv)
 		io.Copy(io.Discard, os.Stdin)
 		runtime.KeepAlive(w)
 		return 0
@@ -52,7 +53,7 @@ func init() {
 	// read-with-context checks that an inherited end honours a context, says
 	// so on standard output, then exits with the token the parent sends.
 	register("read-with-context", func() int {
-		r := childEnd()
+		r := childEnd(endEnv)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 		defer cancel()
 		if tok, err := r.TokenReadContext(ctx); err != context.DeadlineExceeded {
@@ -71,10 +72,10 @@ func init() {
 	// reports ready, closes its end, and stays alive, as does the grandchild,
 	// until standard input closes.
 	register("report-and-linger", func() int {
-		w := childEnd()
+		w := childEnd(endEnv)
 		exe, _ := os.Executable()
 		grandchild := exec.Command(exe)
-		grandchild.Env = append(os.Environ(), helperEnv+"=hold")
+		grandchild.Env = append(os.Environ(), helperEnv+"=live-until-stdin-closes")
 		grandchild.Stdin, grandchild.Stderr = os.Stdin, os.Stderr
 		if err := grandchild.Start(); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
@@ -157,7 +158,7 @@ func TestChildDiesSilently(t *testing.T) {
 	})
 	t.Run("killed", func(t *testing.T) {
 		r, w := mustMake(t)
-		c := startChild(t, "hang", w)
+		c := startChild(t, "take-end-and-hang", w)
 		started, done := readAsync(func() (byte, error) { return readWithin(t, r, 5*time.Second) })
 		<-started
 		if err := c.cmd.Process.Kill(); err != nil {
@@ -172,7 +173,7 @@ func TestChildDiesSilently(t *testing.T) {
 // Reliability 3: a hanging child is a timeout, then end of stream once killed.
 func TestChildHangs(t *testing.T) {
 	r, w := mustMake(t)
-	c := startChild(t, "hang", w)
+	c := startChild(t, "take-end-and-hang", w)
 	if tok, err := readWithin(t, r, 50*time.Millisecond); err != context.DeadlineExceeded {
 		t.Fatalf("hanging child: got (%d, %v), want context.DeadlineExceeded", tok, err)
 	}

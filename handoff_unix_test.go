@@ -21,7 +21,7 @@ func TestExportToEndsBlockedWriter(t *testing.T) {
 		fillPipe(t, w)
 		started, done := readAsync(func() (byte, error) { return 0, w.TokenWrite(2) })
 		<-started
-		if err := w.ExportTo(helperCommand(t, "hold"), endEnv); err != nil {
+		if err := w.ExportTo(helperCommand(t, "live-until-stdin-closes"), endEnv); err != nil {
 			t.Fatal(err)
 		}
 		if res := await(t, done, "write to a full pipe beside ExportTo"); !errors.Is(res.err, tokenpipe.ErrExported) {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,13 +29,14 @@ import (
 // under s6, and with children that flood or trick the socket.
 
 func init() {
-	// sd-send sends each argument, unquoted (strconv.Quote), as a datagram to NOTIFY_SOCKET, without
-	// touching its end, and then waits for its standard input to close.
-	register("sd-send", func() int {
+	// send-datagrams sends each argument, unquoted (strconv.Quote), as a
+	// datagram to NOTIFY_SOCKET, without touching its end, and then waits for
+	// its standard input to close.
+	register("send-datagrams", func() int {
 		for _, quoted := range os.Args[1:] {
 			msg, err := strconv.Unquote(quoted)
 			if err == nil {
-				err = sendRaw(msg, nil)
+				err = sendToNotifySocket(msg, nil)
 			}
 			if err != nil {
 				return helperExit(3, err)
@@ -43,50 +45,51 @@ func init() {
 		holdStdin()
 		return 0
 	})
-	// sd-close-then-ready closes its inherited end at once, as daemons that
-	// close every descriptor at start-up do, waits a while, then sends
+	// close-end-then-notify-ready closes its inherited end at once, as daemons
+	// that close every descriptor at start-up do, waits a while, then sends
 	// READY=1 and waits for its standard input to close.
-	register("sd-close-then-ready", func() int {
-		childEndNamed(readyEnv).Close()
+	register("close-end-then-notify-ready", func() int {
+		childEnd(readyEnv).Close()
 		time.Sleep(200 * time.Millisecond) // the scenario, not synchronisation
-		if err := sendRaw("STATUS=late\nREADY=1", nil); err != nil {
+		if err := sendToNotifySocket("STATUS=late\nREADY=1", nil); err != nil {
 			return helperExit(3, err)
 		}
 		holdStdin()
 		return 0
 	})
-	// sd-ready-and-die sends READY=1 and exits 5 at once.
-	register("sd-ready-and-die", func() int {
-		if err := sendRaw("STATUS=bye\nREADY=1", nil); err != nil {
+	// notify-ready-and-exit-5 sends READY=1 and exits 5 at once.
+	register("notify-ready-and-exit-5", func() int {
+		if err := sendToNotifySocket("STATUS=bye\nREADY=1", nil); err != nil {
 			return helperExit(3, err)
 		}
 		return 5
 	})
-	// sd-pass-fd sends a pipe's write end in SCM_RIGHTS and checks that the
-	// receiver closed it; it reports ready if so and fails otherwise.
-	register("sd-pass-fd", func() int {
+	// pass-descriptor-then-ready sends a pipe's write end in SCM_RIGHTS and
+	// checks that the receiver closed it; it reports ready if so and fails
+	// otherwise.
+	register("pass-descriptor-then-ready", func() int {
 		r, w, err := os.Pipe()
 		if err != nil {
 			return helperExit(3, err)
 		}
-		if err := sendRaw("STATUS=passing a descriptor", unix.UnixRights(int(w.Fd()))); err != nil {
+		if err := sendToNotifySocket("STATUS=passing a descriptor", unix.UnixRights(int(w.Fd()))); err != nil {
 			return helperExit(3, err)
 		}
 		w.Close()
 		r.SetReadDeadline(time.Now().Add(hangGuard))
 		if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-			sendRaw(fmt.Sprintf("STATUS=the receiver kept the descriptor: (%d, %v)\nERRNO=9", n, err), nil)
+			sendToNotifySocket(fmt.Sprintf("STATUS=the receiver kept the descriptor: (%d, %v)\nERRNO=9", n, err), nil)
 			return 1
 		}
-		if err := sendRaw("STATUS=descriptor closed\nREADY=1", nil); err != nil {
+		if err := sendToNotifySocket("STATUS=descriptor closed\nREADY=1", nil); err != nil {
 			return helperExit(3, err)
 		}
 		holdStdin()
 		return 0
 	})
-	// sd-stdio-closed reports with Ready with its standard descriptors
+	// ready-with-stdio-closed reports with Ready with its standard descriptors
 	// closed, so that the socket it sends on may be descriptor 0.
-	register("sd-stdio-closed", func() int {
+	register("ready-with-stdio-closed", func() int {
 		for fd := range 3 {
 			unix.Close(fd)
 		}
@@ -98,8 +101,9 @@ func init() {
 	})
 }
 
-// sendRaw sends one datagram to NOTIFY_SOCKET with a raw socket, carrying oob.
-func sendRaw(msg string, oob []byte) error {
+// sendToNotifySocket sends one datagram to NOTIFY_SOCKET with a raw socket,
+// carrying oob.
+func sendToNotifySocket(msg string, oob []byte) error {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -126,11 +130,11 @@ func notifySocket(t *testing.T, cmd *exec.Cmd) string {
 	return addr
 }
 
-// sdStartAndWait runs StartAndWait on cmd with a context that never ends by
-// itself, and fails the test if it has not returned after hangGuard. It
-// checks that the socket's directory is gone, and at the end of the test,
-// once the child is reaped, that nothing is left open (watchLeaks).
-func sdStartAndWait(t *testing.T, cmd *exec.Cmd) (string, error) {
+// checkedStartAndWait runs StartAndWait on cmd with a context that never ends
+// by itself, and fails the test if it has not returned after hangGuard. It
+// checks that the socket's directory is gone, and at the end of the test, once
+// the child is reaped, that nothing is left open (watchLeaks).
+func checkedStartAndWait(t *testing.T, cmd *exec.Cmd) (string, error) {
 	t.Helper()
 	leaks := watchLeaks(t)
 	t.Cleanup(func() { leaks.check(t) })
@@ -166,7 +170,7 @@ func redisCommand(t *testing.T, args ...string) *exec.Cmd {
 // ready with its last status as the message.
 func TestStartAndWaitRedis(t *testing.T) {
 	cmd := redisCommand(t)
-	msg, err := sdStartAndWait(t, cmd)
+	msg, err := checkedStartAndWait(t, cmd)
 	if err != nil || msg != "Ready to accept connections" {
 		t.Fatalf("got (%q, %v), want Redis's last status and no error", msg, err)
 	}
@@ -179,7 +183,7 @@ func TestStartAndWaitRedis(t *testing.T) {
 // status, without waiting for the context.
 func TestStartAndWaitRedisExits(t *testing.T) {
 	cmd := redisCommand(t, "--no-such-option", "x")
-	_, err := sdStartAndWait(t, cmd)
+	_, err := checkedStartAndWait(t, cmd)
 	if !errors.Is(err, tokenpipe.ErrChildExited) || !strings.HasSuffix(err.Error(), "exit status 1") {
 		t.Fatalf("got %v, want ErrChildExited with exit status 1", err)
 	}
@@ -191,7 +195,7 @@ func TestStartAndWaitRedisExits(t *testing.T) {
 func TestStartAndWaitSystemdNotify(t *testing.T) {
 	needProgram(t, "systemd-notify")
 	cmd := exec.Command("sh", "-c", "systemd-notify --status=starting || exit 7; systemd-notify --ready")
-	msg, err := sdStartAndWait(t, cmd)
+	msg, err := checkedStartAndWait(t, cmd)
 	if err != nil || msg != "starting" {
 		t.Fatalf("got (%q, %v), want (\"starting\", nil)", msg, err)
 	}
@@ -207,7 +211,7 @@ func TestStartAndWaitSystemdNotify(t *testing.T) {
 func TestStartAndWaitErrno(t *testing.T) {
 	needProgram(t, "systemd-notify")
 	cmd := exec.Command("systemd-notify", "STATUS=disk gone", "ERRNO=5")
-	msg, err := sdStartAndWait(t, cmd)
+	msg, err := checkedStartAndWait(t, cmd)
 	if !errors.Is(err, tokenpipe.ErrChildFailed) || !errors.Is(err, syscall.EIO) ||
 		!strings.Contains(err.Error(), "disk gone") || !strings.Contains(err.Error(), syscall.EIO.Error()) || msg != "disk gone" {
 		t.Fatalf("got (%q, %v), want ErrChildFailed with EIO and the status", msg, err)
@@ -220,11 +224,11 @@ func TestStartAndWaitErrno(t *testing.T) {
 func TestStartAndWaitErrnoWithReady(t *testing.T) {
 	needProgram(t, "systemd-notify")
 	cmd := exec.Command("systemd-notify", "STATUS=confused", "ERRNO=3", "READY=1") // one datagram
-	if _, err := sdStartAndWait(t, cmd); !errors.Is(err, tokenpipe.ErrChildFailed) || !errors.Is(err, syscall.Errno(3)) {
+	if _, err := checkedStartAndWait(t, cmd); !errors.Is(err, tokenpipe.ErrChildFailed) || !errors.Is(err, syscall.Errno(3)) {
 		t.Fatalf("ERRNO= first: got %v, want ErrChildFailed with errno 3", err)
 	}
 	cmd = exec.Command("systemd-notify", "STATUS=confused", "READY=1", "ERRNO=3")
-	if msg, err := sdStartAndWait(t, cmd); err != nil || msg != "confused" {
+	if msg, err := checkedStartAndWait(t, cmd); err != nil || msg != "confused" {
 		t.Fatalf("READY=1 first: got (%q, %v), want (\"confused\", nil)", msg, err)
 	}
 }
@@ -241,7 +245,7 @@ func TestStartAndWaitErrnoNonCanonical(t *testing.T) {
 	for _, errno := range []string{"05", "+5"} {
 		t.Run(errno, func(t *testing.T) {
 			cmd := exec.Command("sh", "-c", `systemd-notify --no-block "STATUS=bad config" "ERRNO=$1" && exec systemd-notify --no-block READY=1`, "sh", errno)
-			msg, err := sdStartAndWait(t, cmd)
+			msg, err := checkedStartAndWait(t, cmd)
 			if !errors.Is(err, tokenpipe.ErrChildFailed) || !errors.Is(err, syscall.Errno(5)) {
 				t.Fatalf("ERRNO=%s, then READY=1: got (%q, %v), want ErrChildFailed with errno 5, as start-stop-daemon sees it", errno, msg, err)
 			}
@@ -252,8 +256,8 @@ func TestStartAndWaitErrnoNonCanonical(t *testing.T) {
 // A child that closes its inherited end at start-up and reports later is
 // ready, not dead: the end of the pipe is not its exit.
 func TestStartAndWaitClosedEndThenReady(t *testing.T) {
-	cmd, _ := hsCommand(t, "sd-close-then-ready")
-	msg, err := sdStartAndWait(t, cmd)
+	cmd, _ := handshakeCommand(t, "close-end-then-notify-ready")
+	msg, err := checkedStartAndWait(t, cmd)
 	if err != nil || msg != "late" {
 		t.Fatalf("got (%q, %v), want (\"late\", nil)", msg, err)
 	}
@@ -264,8 +268,8 @@ func TestStartAndWaitClosedEndThenReady(t *testing.T) {
 
 // Malformed datagrams are ignored, whatever comes after them counts.
 func TestStartAndWaitMalformedDatagrams(t *testing.T) {
-	cmd := sdSend(t, "garbage", "READY=0\nerrno=5\nSTATUS", "ERRNO=5\x00x", "READY=1\x00x", strings.Repeat("READY=1\n", 1000), "STATUS=fine\nREADY=1")
-	msg, err := sdStartAndWait(t, cmd)
+	cmd := datagramSender(t, "garbage", "READY=0\nerrno=5\nSTATUS", "ERRNO=5\x00x", "READY=1\x00x", strings.Repeat("READY=1\n", 1000), "STATUS=fine\nREADY=1")
+	msg, err := checkedStartAndWait(t, cmd)
 	if err != nil || msg != "fine" {
 		t.Fatalf("got (%q, %v), want (\"fine\", nil)", msg, err)
 	}
@@ -274,8 +278,8 @@ func TestStartAndWaitMalformedDatagrams(t *testing.T) {
 // A descriptor sent to the socket is closed at once: the sender sees it
 // closed, and reports so.
 func TestStartAndWaitClosesPassedDescriptors(t *testing.T) {
-	cmd, _ := hsCommand(t, "sd-pass-fd")
-	msg, err := sdStartAndWait(t, cmd)
+	cmd, _ := handshakeCommand(t, "pass-descriptor-then-ready")
+	msg, err := checkedStartAndWait(t, cmd)
 	if err != nil || msg != "descriptor closed" {
 		t.Fatalf("got (%q, %v), want (\"descriptor closed\", nil)", msg, err)
 	}
@@ -286,8 +290,8 @@ func TestStartAndWaitClosesPassedDescriptors(t *testing.T) {
 // for the caller.
 func TestStartAndWaitReadyThenDies(t *testing.T) {
 	for range 20 { // the race between the datagram and the exit, many times
-		cmd, _ := hsCommand(t, "sd-ready-and-die")
-		msg, err := sdStartAndWait(t, cmd)
+		cmd, _ := handshakeCommand(t, "notify-ready-and-exit-5")
+		msg, err := checkedStartAndWait(t, cmd)
 		if err != nil || msg != "bye" {
 			t.Fatalf("got (%q, %v), want (\"bye\", nil)", msg, err)
 		}
@@ -297,21 +301,21 @@ func TestStartAndWaitReadyThenDies(t *testing.T) {
 	}
 }
 
-// sdSend returns an sd-send helper command sending msgs.
-func sdSend(t *testing.T, msgs ...string) *exec.Cmd {
+// datagramSender returns a send-datagrams helper command that sends msgs.
+func datagramSender(t *testing.T, msgs ...string) *exec.Cmd {
 	t.Helper()
 	args := make([]string, len(msgs))
 	for i, m := range msgs {
 		args[i] = strconv.Quote(m)
 	}
-	cmd, _ := hsCommand(t, "sd-send", args...)
+	cmd, _ := handshakeCommand(t, "send-datagrams", args...)
 	return cmd
 }
 
 // Reports that never decide leave the wait to the context, which kills the
 // child.
 func TestStartAndWaitStatusOnly(t *testing.T) {
-	cmd := sdSend(t, "STATUS=still loading")
+	cmd := datagramSender(t, "STATUS=still loading")
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
@@ -323,9 +327,9 @@ func TestStartAndWaitStatusOnly(t *testing.T) {
 
 // An inherited NOTIFY_SOCKET is replaced by StartAndWait's own.
 func TestStartAndWaitReplacesNotifySocket(t *testing.T) {
-	cmd := sdSend(t, "STATUS=mine\nREADY=1")
+	cmd := datagramSender(t, "STATUS=mine\nREADY=1")
 	cmd.Env = append(cmd.Env, "NOTIFY_SOCKET=/nonexistent/socket")
-	msg, err := sdStartAndWait(t, cmd)
+	msg, err := checkedStartAndWait(t, cmd)
 	if err != nil || msg != "mine" {
 		t.Fatalf("got (%q, %v), want (\"mine\", nil)", msg, err)
 	}
@@ -334,9 +338,9 @@ func TestStartAndWaitReplacesNotifySocket(t *testing.T) {
 
 // Closed standard descriptors in the daemon change nothing.
 func TestReadyWithStdioClosed(t *testing.T) {
-	cmd, _ := hsCommand(t, "sd-stdio-closed")
+	cmd, _ := handshakeCommand(t, "ready-with-stdio-closed")
 	cmd.Stderr = nil
-	msg, err := sdStartAndWait(t, cmd)
+	msg, err := checkedStartAndWait(t, cmd)
 	if err != nil || msg != "no stdio" {
 		t.Fatalf("got (%q, %v), want (\"no stdio\", nil)", msg, err)
 	}
@@ -346,7 +350,7 @@ func TestReadyWithStdioClosed(t *testing.T) {
 // in /tmp then, and the child reports as usual.
 func TestStartAndWaitMissingTMPDIR(t *testing.T) {
 	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
-	cmd, _ := hsCommand(t, "hs-ready", "plain")
+	cmd, _ := handshakeCommand(t, "report-ready", "plain")
 	msg, err := startAndWait(cmd)
 	if err != nil || msg != messages["plain"].want {
 		t.Fatalf("got (%q, %v), want (%q, nil)", msg, err, messages["plain"].want)
@@ -366,18 +370,18 @@ func TestStartAndWaitRelativeTMPDIR(t *testing.T) {
 	}
 	t.Setenv("TMPDIR", "tmp")
 	cmd := exec.Command("systemd-notify", "--ready", "--status=up")
-	msg, err := sdStartAndWait(t, cmd)
+	msg, err := checkedStartAndWait(t, cmd)
 	if err != nil || msg != "up" {
 		t.Fatalf("TMPDIR=tmp: got (%q, %v), want (\"up\", nil); the child's NOTIFY_SOCKET was %q", msg, err, notifySocket(t, cmd))
 	}
 }
 
 func init() {
-	// sd-hostile sends what a broken or hostile daemon might: oversized
-	// datagrams, datagrams carrying the most descriptors Linux allows,
-	// garbage; then READY=1. With "forever" it floods until the socket is
-	// gone, and then waits for its standard input to close.
-	register("sd-hostile", func() int {
+	// flood-socket-then-ready sends what a broken or hostile daemon might:
+	// oversized datagrams, datagrams carrying the most descriptors Linux
+	// allows, garbage; then READY=1. With "forever" it floods until the socket
+	// is gone, and then waits for its standard input to close.
+	register("flood-socket-then-ready", func() int {
 		huge := strings.Repeat("READY=1\n", 20000)
 		fds := make([]int, 253)
 		for i := range fds {
@@ -388,11 +392,11 @@ func init() {
 			var err error
 			switch i % 3 {
 			case 0:
-				err = sendRaw(huge, nil)
+				err = sendToNotifySocket(huge, nil)
 			case 1:
-				err = sendRaw("STATUS=fds", rights)
+				err = sendToNotifySocket("STATUS=fds", rights)
 			case 2:
-				err = sendRaw("\x00\xff=\n=READY=1\nERRNO=-5", nil)
+				err = sendToNotifySocket("\x00\xff=\n=READY=1\nERRNO=-5", nil)
 			}
 			if err != nil && os.Args[1] == "forever" {
 				holdStdin()
@@ -402,7 +406,7 @@ func init() {
 				return helperExit(3, err)
 			}
 		}
-		if err := sendRaw("STATUS=survived\nREADY=1", nil); err != nil {
+		if err := sendToNotifySocket("STATUS=survived\nREADY=1", nil); err != nil {
 			return helperExit(3, err)
 		}
 		holdStdin()
@@ -414,13 +418,13 @@ func init() {
 // garbage neither fails the wait nor leaves a descriptor open; its READY=1
 // after all that counts. One that floods without end is killed when ctx ends.
 func TestStartAndWaitHostileChild(t *testing.T) {
-	cmd, _ := hsCommand(t, "sd-hostile", "300")
-	msg, err := sdStartAndWait(t, cmd)
+	cmd, _ := handshakeCommand(t, "flood-socket-then-ready", "300")
+	msg, err := checkedStartAndWait(t, cmd)
 	if err != nil || msg != "survived" {
 		t.Fatalf("got (%q, %v), want (\"survived\", nil)", msg, err)
 	}
 
-	cmd, _ = hsCommand(t, "sd-hostile", "forever")
+	cmd, _ = handshakeCommand(t, "flood-socket-then-ready", "forever")
 	leaks := watchLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
@@ -456,7 +460,7 @@ func TestErrnoAsStartStopDaemon(t *testing.T) {
 			pidfile := filepath.Join(t.TempDir(), "pid")
 			ssdCmd := exec.Command(ssd, append([]string{"--start", "--background", "--notify-await",
 				"--notify-timeout", "10", "--pidfile", pidfile, "--make-pidfile", "--startas", exe, "--"}, quoted...)...)
-			ssdCmd.Env = helperCommand(t, "sd-send").Env
+			ssdCmd.Env = helperCommand(t, "send-datagrams").Env
 			out, err := ssdCmd.CombinedOutput()
 			if _, ok := err.(*exec.ExitError); err != nil && !ok {
 				t.Fatal(err)
@@ -465,7 +469,7 @@ func TestErrnoAsStartStopDaemon(t *testing.T) {
 			ssdUnparsed := bytes.Contains(out, []byte("cannot parse errno"))
 
 			// Its standard input is the null device: it sends and exits.
-			msg, err := sdStartAndWait(t, helperCommand(t, "sd-send", quoted...))
+			msg, err := checkedStartAndWait(t, helperCommand(t, "send-datagrams", quoted...))
 			failed := errors.Is(err, tokenpipe.ErrChildFailed)
 			unparsed := failed && strings.Contains(err.Error(), "which is not a number")
 			if failed != ssdFailed || (!failed && err != nil) || unparsed != ssdUnparsed {
@@ -490,14 +494,14 @@ func TestStartAndWaitTrailingNULAsStartStopDaemon(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "pid")
 	ssdCmd := exec.Command(ssd, "--start", "--background", "--notify-await", "--notify-timeout", "5",
 		"--pidfile", pidfile, "--make-pidfile", "--startas", exe, "--", strconv.Quote(msg))
-	ssdCmd.Env = helperCommand(t, "sd-send").Env
+	ssdCmd.Env = helperCommand(t, "send-datagrams").Env
 	out, err := ssdCmd.CombinedOutput()
 	// Its standard input is the null device: the sender sends and exits.
 	if err != nil {
 		t.Fatalf("start-stop-daemon was expected to take %q as ready: %v\n%s", msg, err, out)
 	}
 
-	cmd, _ := hsCommand(t, "sd-send", strconv.Quote(msg))
+	cmd, _ := handshakeCommand(t, "send-datagrams", strconv.Quote(msg))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	got, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
@@ -514,20 +518,20 @@ func TestStartAndWaitChildUser(t *testing.T) {
 	}
 	cmd := exec.Command(needProgram(t, "systemd-notify"), "--ready", "--status=up as nobody")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	msg, err := sdStartAndWait(t, cmd)
+	msg, err := checkedStartAndWait(t, cmd)
 	if err != nil || msg != "up as nobody" {
 		t.Fatalf("got (%q, %v), want (\"up as nobody\", nil)", msg, err)
 	}
 }
 
 func init() {
-	// sd-ready-lingering-socket connects to the TCP address arg, fills the
-	// connection until the peer, which never reads, takes no more, sets
-	// SO_LINGER so that the last close of the socket blocks for a minute,
-	// and sends it to NOTIFY_SOCKET with STATUS=up and READY=1. Then it
-	// closes its own copy, says "closed" on standard output, and waits
-	// for standard input to close.
-	register("sd-ready-lingering-socket", func() int {
+	// notify-ready-with-lingering-socket connects to the TCP address arg, fills
+	// the connection until the peer, which never reads, takes no more, sets
+	// SO_LINGER so that the last close of the socket blocks for a minute, and
+	// sends it to NOTIFY_SOCKET with STATUS=up and READY=1. Then it closes its
+	// own copy, says "closed" on standard output, and waits for standard input
+	// to close.
+	register("notify-ready-with-lingering-socket", func() int {
 		conn, err := net.Dial("tcp", os.Args[1])
 		if err != nil {
 			return helperExit(3, err)
@@ -549,7 +553,7 @@ func init() {
 				}
 			}
 		})
-		if err := sendRaw("STATUS=up\nREADY=1", unix.UnixRights(fd)); err != nil {
+		if err := sendToNotifySocket("STATUS=up\nREADY=1", unix.UnixRights(fd)); err != nil {
 			return helperExit(3, err)
 		}
 		conn.Close() // not the last reference: returns at once
@@ -570,10 +574,10 @@ func TestStartAndWaitBlockingDescriptor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() }) // after sdStartAndWait's count
-	cmd, _ := hsCommand(t, "sd-ready-lingering-socket", ln.Addr().String())
+	t.Cleanup(func() { ln.Close() }) // after checkedStartAndWait's count
+	cmd, _ := handshakeCommand(t, "notify-ready-with-lingering-socket", ln.Addr().String())
 	// A pipe of the test's, not StdoutPipe's: cmd.Wait would close that one
-	// at the end, after sdStartAndWait's leak check began counting.
+	// at the end, after checkedStartAndWait's leak check began counting.
 	stdout, stdoutW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -584,7 +588,7 @@ func TestStartAndWaitBlockingDescriptor(t *testing.T) {
 	restore := tokenpipe.SetReceiveHook(func() {
 		once.Do(func() { bufio.NewReader(stdout).ReadString('\n') })
 	})
-	msg, err := sdStartAndWait(t, cmd)
+	msg, err := checkedStartAndWait(t, cmd)
 	restore()
 	if err != nil || msg != "up" {
 		t.Fatalf("got (%q, %v), want (\"up\", nil)", msg, err)
@@ -601,13 +605,13 @@ func TestStartAndWaitBlockingDescriptor(t *testing.T) {
 }
 
 func init() {
-	// sd-ready-after-littering makes, in its NOTIFY_SOCKET's directory, what
-	// arg says, then reports with Ready and waits for standard input to
-	// close. "read-only": a subdirectory holding a file, then that
-	// subdirectory and the directory itself made read-only (0500).
-	// "moved": the directory renamed to dir+".moved", and a symbolic link to
-	// the directory named by arg 2 put in its place.
-	register("sd-ready-after-littering", func() int {
+	// litter-socket-dir-then-ready makes, in its NOTIFY_SOCKET's directory,
+	// what arg says, then reports with Ready and waits for standard input to
+	// close. "read-only": a subdirectory holding a file, then that subdirectory
+	// and the directory itself made read-only (0500). "moved": the directory
+	// renamed to dir+".moved", and a symbolic link to the directory named by
+	// arg 2 put in its place.
+	register("litter-socket-dir-then-ready", func() int {
 		dir := filepath.Dir(os.Getenv("NOTIFY_SOCKET"))
 		var err error
 		switch os.Args[1] {
@@ -636,8 +640,8 @@ func init() {
 // does not get it to change what the link points to.
 func TestStartAndWaitRemovesSocketDir(t *testing.T) {
 	t.Run("read-only", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "sd-ready-after-littering", "read-only")
-		msg, err := sdStartAndWait(t, cmd) // checks that the directory is gone
+		cmd, _ := handshakeCommand(t, "litter-socket-dir-then-ready", "read-only")
+		msg, err := checkedStartAndWait(t, cmd) // checks that the directory is gone
 		if err != nil || msg != "littered" {
 			t.Fatalf("got (%q, %v), want (\"littered\", nil)", msg, err)
 		}
@@ -648,7 +652,7 @@ func TestStartAndWaitRemovesSocketDir(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.WriteFile(filepath.Join(target, "keep"), nil, 0o644)
-		cmd, _ := hsCommand(t, "sd-ready-after-littering", "moved", target)
+		cmd, _ := handshakeCommand(t, "litter-socket-dir-then-ready", "moved", target)
 		msg, err := startAndWait(cmd)
 		dir := filepath.Dir(notifySocket(t, cmd))
 		t.Cleanup(func() { os.Remove(dir); os.RemoveAll(dir + ".moved") })
@@ -668,12 +672,13 @@ func TestStartAndWaitRemovesSocketDir(t *testing.T) {
 }
 
 func init() {
-	// dies-while-grandchild-holds-end starts a grandchild ("hold", on the same
-	// standard input) that inherits its end, so that the pipe never ends,
-	// prints its own pid, and then ends itself with signal arg (a number),
-	// or exits with status 3 when arg is "exit".
+	// dies-while-grandchild-holds-end starts a grandchild
+	// ("live-until-stdin-closes", on the same standard input) that inherits its
+	// end, so that the pipe never ends, prints its own pid, and then ends
+	// itself with signal arg (a number), or exits with status 3 when arg is
+	// "exit".
 	register("dies-while-grandchild-holds-end", func() int {
-		gc, err := newHelperCommand("hold")
+		gc, err := newHelperCommand("live-until-stdin-closes")
 		if err != nil {
 			return helperExit(3, err)
 		}
@@ -702,7 +707,7 @@ func init() {
 func TestStartAndWaitDiedBeforeContextEnded(t *testing.T) {
 	for _, how := range []string{"exit", strconv.Itoa(int(syscall.SIGTERM)), strconv.Itoa(int(syscall.SIGKILL))} {
 		t.Run(how, func(t *testing.T) {
-			cmd, _ := hsCommand(t, "dies-while-grandchild-holds-end", how)
+			cmd, _ := handshakeCommand(t, "dies-while-grandchild-holds-end", how)
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -748,7 +753,7 @@ func init() {
 	// (the datagram is in the listener's queue), and waits for standard
 	// input to close. Its pipe end stays open and silent.
 	register("statuses-with-descriptors-then-ready", func() int {
-		e := childEndNamed(readyEnv) // held open, never written
+		e := childEnd(readyEnv) // held open, never written
 		null, err := os.Open(os.DevNull)
 		if err != nil {
 			return helperExit(3, err)
@@ -759,16 +764,16 @@ func init() {
 		}
 		n, _ := strconv.Atoi(os.Args[1])
 		for i := range n {
-			if err := sendRaw(fmt.Sprintf("STATUS=starting %d", i), unix.UnixRights(fds...)); err != nil {
+			if err := sendToNotifySocket(fmt.Sprintf("STATUS=starting %d", i), unix.UnixRights(fds...)); err != nil {
 				return helperExit(3, err)
 			}
 		}
-		if err := sendRaw("STATUS=up\nREADY=1", nil); err != nil {
+		if err := sendToNotifySocket("STATUS=up\nREADY=1", nil); err != nil {
 			return helperExit(3, err)
 		}
 		fmt.Println("sent")
 		holdStdin()
-		runtimeKeepAlive(e)
+		runtime.KeepAlive(e)
 		return 0
 	})
 }
@@ -783,7 +788,7 @@ func TestStartAndWaitQueuedReadyAtContextEnd(t *testing.T) {
 	var killed int
 	var last error
 	for range runs {
-		cmd, _ := hsCommand(t, "statuses-with-descriptors-then-ready", "40")
+		cmd, _ := handshakeCommand(t, "statuses-with-descriptors-then-ready", "40")
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -812,12 +817,12 @@ func TestStartAndWaitQueuedReadyAtContextEnd(t *testing.T) {
 }
 
 func init() {
-	// linger-then-flood-descriptors connects to the TCP address arg1, whose peer never
-	// reads, fills the connection, sets SO_LINGER to an hour, sends the
-	// socket to NOTIFY_SOCKET with STATUS= only, closes its own copy, says
+	// linger-then-flood-descriptors connects to the TCP address arg1, whose
+	// peer never reads, fills the connection, sets SO_LINGER to an hour, sends
+	// the socket to NOTIFY_SOCKET with STATUS= only, closes its own copy, says
 	// "closed" on standard output, then sends arg2 datagrams that each carry
-	// 253 descriptors (its /dev/null, 253 times), then READY=1, and waits
-	// for standard input to close.
+	// 253 descriptors (its /dev/null, 253 times), then READY=1, and waits for
+	// standard input to close.
 	register("linger-then-flood-descriptors", func() int {
 		conn, err := net.Dial("tcp", os.Args[1])
 		if err != nil {
@@ -837,7 +842,7 @@ func init() {
 				}
 			}
 		})
-		if err := sendRaw("STATUS=lingering", unix.UnixRights(fd)); err != nil {
+		if err := sendToNotifySocket("STATUS=lingering", unix.UnixRights(fd)); err != nil {
 			return helperExit(3, err)
 		}
 		conn.Close() // not the last reference: the listener's copy is
@@ -852,21 +857,21 @@ func init() {
 		}
 		n, _ := strconv.Atoi(os.Args[2])
 		for range n {
-			if err := sendRaw("STATUS=flood", unix.UnixRights(fds...)); err != nil {
+			if err := sendToNotifySocket("STATUS=flood", unix.UnixRights(fds...)); err != nil {
 				return helperExit(3, err)
 			}
 		}
-		if err := sendRaw("STATUS=up\nREADY=1", nil); err != nil {
+		if err := sendToNotifySocket("STATUS=up\nREADY=1", nil); err != nil {
 			return helperExit(3, err)
 		}
 		holdStdin()
 		return 0
 	})
-	// launch-flooder-with-1024-descriptors is a launcher with RLIMIT_NOFILE 1024: it runs
-	// StartAndWait on linger-then-flood-descriptors (16 datagrams of 253 descriptors:
-	// more than it may hold) against a TCP listener of its own that never
-	// reads, then starts its next daemon with StartAndWait. Exit 0: it can; 4: it
-	// cannot; 3: the first StartAndWait did not say ready.
+	// launch-flooder-with-1024-descriptors is a launcher with RLIMIT_NOFILE
+	// 1024: it runs StartAndWait on linger-then-flood-descriptors (16 datagrams
+	// of 253 descriptors: more than it may hold) against a TCP listener of its
+	// own that never reads, then starts its next daemon with StartAndWait. Exit
+	// 0: it can; 4: it cannot; 3: the first StartAndWait did not say ready.
 	register("launch-flooder-with-1024-descriptors", func() int {
 		lim := syscall.Rlimit{Cur: 1024, Max: 1024}
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
@@ -898,7 +903,7 @@ func init() {
 			return helperExit(3, fmt.Errorf("StartAndWait: (%q, %v), want (\"up\", nil)", msg, err))
 		}
 		// The launcher starts its next daemon.
-		next, err := newHelperCommand("hs-ready", "plain")
+		next, err := newHelperCommand("report-ready", "plain")
 		if err != nil {
 			return helperExit(5, err)
 		}
@@ -936,12 +941,12 @@ func TestStartAndWaitBlockedCloseHoldsNoMore(t *testing.T) {
 const floodCtx = 10 * time.Second
 
 func init() {
-	// atk10-flooder sends, over one connected socket, datagrams that each
-	// carry 253 descriptors (its /dev/null, 253 times) and no decision,
-	// until the socket is gone. After the first it writes one byte to its
-	// standard output and closes it, so that whoever started it knows the
-	// flood has begun.
-	register("atk10-flooder", func() int {
+	// flood-descriptors-until-socket-gone sends, over one connected socket,
+	// datagrams that each carry 253 descriptors (its /dev/null, 253 times) and
+	// no decision, until the socket is gone. After the first it writes one byte
+	// to its standard output and closes it, so that whoever started it knows
+	// the flood has begun.
+	register("flood-descriptors-until-socket-gone", func() int {
 		null, err := os.Open(os.DevNull)
 		if err != nil {
 			return helperExit(3, err)
@@ -973,15 +978,15 @@ func init() {
 			}
 		}
 	})
-	// atk10-spawn-flooders closes its end at once (as daemons that close
+	// leave-flooders-and-exit closes its end at once (as daemons that close
 	// every descriptor at start-up do), starts 4 flooders, which do not
 	// inherit the end, waits until each has begun, writes their pids to the
 	// file os.Args[1], and exits 0 without a report.
-	register("atk10-spawn-flooders", func() int {
-		childEndNamed(readyEnv).Close()
+	register("leave-flooders-and-exit", func() int {
+		childEnd(readyEnv).Close()
 		var pids []string
 		for range 4 {
-			c, err := newHelperCommand("atk10-flooder")
+			c, err := newHelperCommand("flood-descriptors-until-socket-gone")
 			if err != nil {
 				return helperExit(3, err)
 			}
@@ -1002,19 +1007,19 @@ func init() {
 		}
 		return 0
 	})
-	// atk10-flood-parent is the parent of the flood scenario, in a process
-	// of its own so that it can be the flooders' subreaper and reap them:
-	// StartAndWait on atk10-spawn-flooders with a context that ends after
-	// floodCtx (long enough for the child to start its flooders and exit,
+	// launch-child-that-leaves-flooders is the parent of the flood scenario, in
+	// a process of its own so that it can be the flooders' subreaper and reap
+	// them: StartAndWait on leave-flooders-and-exit with a context that ends
+	// after floodCtx (long enough for the child to start its flooders and exit,
 	// so that the exit, not ctx, ends the pipe's wait). It prints what
-	// StartAndWait returned and exits 0 if it returned within hangGuard
-	// after ctx ended; if not, it prints HANG, kills the flooders (after
-	// which StartAndWait returns) and exits 1.
-	register("atk10-flood-parent", func() int {
+	// StartAndWait returned and exits 0 if it returned within hangGuard after
+	// ctx ended; if not, it prints HANG, kills the flooders (after which
+	// StartAndWait returns) and exits 1.
+	register("launch-child-that-leaves-flooders", func() int {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			return helperExit(3, err)
 		}
-		pidFile, err := os.CreateTemp("", "atk10-pids-")
+		pidFile, err := os.CreateTemp("", "tokenpipe-test-flooder-pids-")
 		if err != nil {
 			return helperExit(3, err)
 		}
@@ -1032,7 +1037,7 @@ func init() {
 		}
 		defer killFlooders()
 
-		cmd, err := newHelperCommand("atk10-spawn-flooders", pidFile.Name())
+		cmd, err := newHelperCommand("leave-flooders-and-exit", pidFile.Name())
 		if err != nil {
 			return helperExit(3, err)
 		}
@@ -1064,7 +1069,7 @@ func init() {
 // read "until the queue is empty", which a queue that others keep full never
 // is.)
 func TestStartAndWaitDrainEndsUnderFlood(t *testing.T) {
-	cmd := helperCommand(t, "atk10-flood-parent")
+	cmd := helperCommand(t, "launch-child-that-leaves-flooders")
 	cmd.Stderr = nil
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -1074,14 +1079,14 @@ func TestStartAndWaitDrainEndsUnderFlood(t *testing.T) {
 }
 
 func init() {
-	// atk10-seccomp-parent makes pidfd_open fail with EPERM, as a seccomp
-	// profile that denies syscalls it does not know does (Docker before
-	// 20.10, systemd's SystemCallFilter= with SystemCallErrorNumber=EPERM,
-	// some CI sandboxes), and then runs StartAndWait on a child that calls
-	// Ready. Go's own os package treats any pidfd_open error as "no pidfd"
-	// and falls back (os/pidfd_linux.go, checkPidfd). It exits 0 if
-	// StartAndWait returned ready.
-	register("atk10-seccomp-parent", func() int {
+	// launch-with-pidfd-open-denied makes pidfd_open fail with EPERM, as a
+	// seccomp profile that denies syscalls it does not know does (Docker before
+	// 20.10, systemd's SystemCallFilter= with SystemCallErrorNumber=EPERM, some
+	// CI sandboxes), and then runs StartAndWait on a child that calls Ready.
+	// Go's own os package treats any pidfd_open error as "no pidfd" and falls
+	// back (os/pidfd_linux.go, checkPidfd). It exits 0 if StartAndWait returned
+	// ready.
+	register("launch-with-pidfd-open-denied", func() int {
 		prog := []unix.SockFilter{
 			{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0}, // seccomp_data.nr
 			{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.SYS_PIDFD_OPEN},
@@ -1099,7 +1104,7 @@ func init() {
 			unix.Close(fd)
 			return helperExit(3, fmt.Errorf("the filter does not work: pidfd_open gave %v", err))
 		}
-		cmd, err := newHelperCommand("hs-ready", "plain")
+		cmd, err := newHelperCommand("report-ready", "plain")
 		if err != nil {
 			return helperExit(3, err)
 		}
@@ -1127,7 +1132,7 @@ func init() {
 // all. (It killed a perfectly good child and failed before reading a single
 // report: only ENOSYS meant "cannot watch".)
 func TestStartAndWaitPidfdOpenDenied(t *testing.T) {
-	cmd := helperCommand(t, "atk10-seccomp-parent")
+	cmd := helperCommand(t, "launch-with-pidfd-open-denied")
 	cmd.Stderr = nil
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -1136,11 +1141,11 @@ func TestStartAndWaitPidfdOpenDenied(t *testing.T) {
 }
 
 func init() {
-	// ready-after-deep-read-only-tree makes, in its NOTIFY_SOCKET's directory, a chain
-	// of arg1 nested directories a/a/a/..., each one, and the directory
-	// itself, made read-only (0500) once its child is in it: the child of
-	// issue 15 item 3, with more levels. Then it reports ready and waits
-	// for standard input to close.
+	// ready-after-deep-read-only-tree makes, in its NOTIFY_SOCKET's
+	// directory, a chain of arg1 nested directories a/a/a/..., each one,
+	// and the directory itself, made read-only (0500) once its child is in
+	// it: litter-socket-dir-then-ready's read-only tree, many levels deep.
+	// Then it reports ready and waits for standard input to close.
 	register("ready-after-deep-read-only-tree", func() int {
 		depth, _ := strconv.Atoi(os.Args[1])
 		fd, err := unix.Open(filepath.Dir(os.Getenv("NOTIFY_SOCKET")), unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -1168,9 +1173,9 @@ func init() {
 		holdStdin()
 		return 0
 	})
-	// launch-deep-read-only-tree runs StartAndWait, with a context of 5 seconds,
-	// on ready-after-deep-read-only-tree with depth arg1, and says on standard output
-	// what it returned; exit 3 if the child was not ready.
+	// launch-deep-read-only-tree runs StartAndWait, with a context of 5
+	// seconds, on ready-after-deep-read-only-tree with depth arg1, and says on
+	// standard output what it returned; exit 3 if the child was not ready.
 	register("launch-deep-read-only-tree", func() int {
 		cmd, err := newHelperCommand("ready-after-deep-read-only-tree", os.Args[1])
 		if err != nil {
@@ -1264,17 +1269,17 @@ func copyExecutable(from, to string) error {
 const s6Env = "MYD_READY_FD"
 
 func init() {
-	// hs-s6-ready and hs-s6-fail report as a daemon under s6-supervise
+	// ready-under-s6 and fail-under-s6 report as a daemon under s6-supervise
 	// would, then stay up until s6 stops them with SIGTERM.
-	register("hs-s6-ready", func() int {
+	register("ready-under-s6", func() int {
 		return serveUnderS6(tokenpipe.Ready(s6Env, "listening on 127.0.0.1:8080"))
 	})
-	register("hs-s6-fail", func() int {
+	register("fail-under-s6", func() int {
 		return serveUnderS6(tokenpipe.Fail(s6Env, errors.New("cannot bind: address in use")))
 	})
-	// hs-s6-fail-exit reports failure and exits 1, as the README's daemon
-	// does.
-	register("hs-s6-fail-exit", func() int {
+	// fail-and-exit-under-s6 reports failure and exits 1, as the README's
+	// daemon does.
+	register("fail-and-exit-under-s6", func() int {
 		if err := tokenpipe.Fail(s6Env, errors.New("cannot bind: address in use")); err != nil {
 			return helperExit(3, err)
 		}
@@ -1320,14 +1325,14 @@ func TestUnderS6(t *testing.T) {
 		}
 	}
 	t.Run("Ready", func(t *testing.T) {
-		dir := s6Service(t, "hs-s6-ready")
+		dir := s6Service(t, "ready-under-s6")
 		if code := s6(t, "s6-svwait", "-U", "-t", "5000", dir); code != 0 {
 			t.Fatalf("s6-svwait -U exited %d, want 0: s6 did not see the daemon ready", code)
 		}
 		reportedOnce(t, dir)
 	})
 	t.Run("Fail", func(t *testing.T) {
-		dir := s6Service(t, "hs-s6-fail")
+		dir := s6Service(t, "fail-under-s6")
 		if code := s6(t, "s6-svwait", "-u", "-t", "5000", dir); code != 0 {
 			t.Fatalf("s6-svwait -u exited %d, want 0: the daemon is not even up", code)
 		}
@@ -1337,7 +1342,7 @@ func TestUnderS6(t *testing.T) {
 		reportedOnce(t, dir)
 	})
 	t.Run("Fail, then exit", func(t *testing.T) {
-		dir := s6Service(t, "hs-s6-fail-exit")
+		dir := s6Service(t, "fail-and-exit-under-s6")
 		// s6-supervise waits a second before it restarts a service that
 		// died within a second of starting.
 		if code := s6(t, "s6-svwait", "-U", "-t", "3000", dir); code != 99 {

@@ -43,17 +43,17 @@ var messages = map[string]struct{ send, want string }{
 }
 
 func init() {
-	// hs-ready reports ready with messages[arg] and stays up.
-	register("hs-ready", func() int {
+	// report-ready reports ready with messages[arg] and stays up.
+	register("report-ready", func() int {
 		if err := tokenpipe.Ready(readyEnv, messages[os.Args[1]].send); err != nil {
 			return helperExit(3, err)
 		}
 		holdStdin()
 		return 0
 	})
-	// hs-fail reports failure with messages[arg] as the reason ("nil": no
-	// reason) and exits 1.
-	register("hs-fail", func() int {
+	// report-failure reports failure with messages[arg] as the reason ("nil":
+	// no reason) and exits 1.
+	register("report-failure", func() int {
 		var reason error
 		if os.Args[1] != "nil" {
 			reason = errors.New(messages[os.Args[1]].send)
@@ -63,12 +63,12 @@ func init() {
 		}
 		return 1
 	})
-	// hs-raw writes token arg1 and the bytes of arg2 with the low-level API,
-	// (no token if arg1 is empty), then does arg3: "exit" exits 4, "hang"
-	// waits for standard input to close, "close-hang" closes the end first,
-	// "die" kills itself.
-	register("hs-raw", func() int {
-		e := childEndNamed(readyEnv)
+	// write-raw-report writes token arg1 and the bytes of arg2 with the
+	// low-level API, (no token if arg1 is empty), then does arg3: "exit" exits
+	// 4, "hang" waits for standard input to close, "close-hang" closes the end
+	// first, "die" kills itself.
+	register("write-raw-report", func() int {
+		e := childEnd(readyEnv)
 		if os.Args[1] != "" {
 			tok, _ := strconv.Atoi(os.Args[1])
 			if err := e.TokenWrite(byte(tok)); err != nil {
@@ -91,12 +91,13 @@ func init() {
 			fmt.Println("written and closed")
 			holdStdin()
 		}
-		runtimeKeepAlive(e)
+		runtime.KeepAlive(e)
 		return 4
 	})
-	// hs-forever writes token arg1 and then 'a' until the pipe breaks.
-	register("hs-forever", func() int {
-		e := childEndNamed(readyEnv)
+	// write-report-forever writes token arg1 and then 'a' until the pipe
+	// breaks.
+	register("write-report-forever", func() int {
+		e := childEnd(readyEnv)
 		tok, _ := strconv.Atoi(os.Args[1])
 		err := e.TokenWrite(byte(tok))
 		for err == nil {
@@ -107,35 +108,30 @@ func init() {
 		}
 		return 0
 	})
-	// hs-exit exits with code arg without a report (the end is inherited
-	// and closes with it).
-	register("hs-exit", func() int {
+	// exit-without-report exits with code arg without a report (the end is
+	// inherited and closes with it).
+	register("exit-without-report", func() int {
 		code, _ := strconv.Atoi(os.Args[1])
 		return code
 	})
-	// hs-exit-at-eof says "running" on standard output, then exits with
-	// code arg, without a report, once its standard input closes.
-	register("hs-exit-at-eof", func() int {
+	// exit-without-report-at-stdin-eof says "running" on standard output, then
+	// exits with code arg, without a report, once its standard input closes.
+	register("exit-without-report-at-stdin-eof", func() int {
 		code, _ := strconv.Atoi(os.Args[1])
 		fmt.Println("running")
 		holdStdin()
 		return code
 	})
-	// hs-kill-self dies by SIGKILL (Unix) or TerminateProcess (Windows).
-	register("hs-kill-self", func() int {
+	// kill-self dies by SIGKILL (Unix) or TerminateProcess (Windows).
+	register("kill-self", func() int {
 		killSelf()
 		return 0
 	})
-	// hs-hang never reports; it lives until its standard input closes.
-	register("hs-hang", func() int {
-		holdStdin()
-		return 0
-	})
-	// hs-double-fork hands its end to a grandchild that does arg (see
-	// hs-grandchild), and exits 0 at once without waiting for it.
-	register("hs-double-fork", func() int {
-		e := childEndNamed(readyEnv)
-		gc, err := newHelperCommand("hs-grandchild", os.Args[1])
+	// hand-end-to-grandchild hands its end to a grandchild that does arg (see
+	// report-from-grandchild), and exits 0 at once without waiting for it.
+	register("hand-end-to-grandchild", func() int {
+		e := childEnd(readyEnv)
+		gc, err := newHelperCommand("report-from-grandchild", os.Args[1])
 		if err != nil {
 			return helperExit(3, err)
 		}
@@ -151,7 +147,7 @@ func init() {
 		gc.Process.Release()
 		return 0
 	})
-	register("hs-grandchild", func() int {
+	register("report-from-grandchild", func() int {
 		switch os.Args[1] {
 		case "ready":
 			if err := tokenpipe.Ready(readyEnv, "from the grandchild"); err != nil {
@@ -166,11 +162,12 @@ func init() {
 		}
 		return 5
 	})
-	// hs-stdout-holder leaves behind a grandchild that holds its standard
-	// output (but not the end) until standard input closes, and exits 3.
-	register("hs-stdout-holder", func() int {
-		e := childEndNamed(readyEnv) // not inheritable any more: gone with us
-		gc, err := newHelperCommand("hold")
+	// leave-grandchild-holding-stdout leaves behind a grandchild that holds its
+	// standard output (but not the end) until standard input closes, and exits
+	// 3.
+	register("leave-grandchild-holding-stdout", func() int {
+		e := childEnd(readyEnv) // not inheritable any more: gone with us
+		gc, err := newHelperCommand("live-until-stdin-closes")
 		if err != nil {
 			return helperExit(3, err)
 		}
@@ -179,12 +176,12 @@ func init() {
 			return helperExit(3, err)
 		}
 		gc.Process.Release()
-		runtimeKeepAlive(e)
+		runtime.KeepAlive(e)
 		return 3
 	})
-	// hs-race calls Ready and Fail at once: exactly one may report, the
-	// other must get ErrAlreadyReported. It exits 0 if so.
-	register("hs-race", func() int {
+	// ready-and-fail-at-once calls Ready and Fail at once: exactly one may
+	// report, the other must get ErrAlreadyReported. It exits 0 if so.
+	register("ready-and-fail-at-once", func() int {
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
 		wg.Go(func() { errs[0] = tokenpipe.Ready(readyEnv, "ready won") })
@@ -200,9 +197,9 @@ func init() {
 		}
 		return 0
 	})
-	// hs-caller-setup writes "extra" to the file named by arg, and reports
+	// check-caller-setup writes "extra" to the file named by arg, and reports
 	// ready with whether the caller's process attributes took effect.
-	register("hs-caller-setup", func() int {
+	register("check-caller-setup", func() int {
 		n, _ := strconv.ParseUint(os.Args[1], 10, 64)
 		f := os.NewFile(uintptr(n), "extra")
 		if _, err := f.WriteString("extra"); err != nil {
@@ -214,8 +211,9 @@ func init() {
 		}
 		return 0
 	})
-	// hs-twice reports ready, then checks that later reports are refused.
-	register("hs-twice", func() int {
+	// report-ready-twice reports ready, then checks that later reports are
+	// refused.
+	register("report-ready-twice", func() int {
 		if err := tokenpipe.Ready(readyEnv, "first"); err != nil {
 			return helperExit(3, err)
 		}
@@ -228,9 +226,6 @@ func init() {
 	})
 }
 
-// runtimeKeepAlive keeps e, and so the end, open until here.
-func runtimeKeepAlive(e *tokenpipe.TokenPipeEnd) { runtime.KeepAlive(e) }
-
 // killSelf ends the process as Kill would from outside.
 func killSelf() {
 	p, _ := os.FindProcess(os.Getpid())
@@ -238,14 +233,14 @@ func killSelf() {
 	holdStdin() // not reached
 }
 
-// hsCommand returns a helper command for StartAndWait whose standard input
-// the test holds, so that helpers that wait for it stay up; at the end of the
-// test the standard input closes, and the helper is killed and reaped if it
+// handshakeCommand returns a helper command for StartAndWait whose standard
+// input the test holds, so that helpers that wait for it stay up; at the end of
+// the test the standard input closes, and the helper is killed and reaped if it
 // still runs. The standard input is a pipe of the test's, not StdinPipe's:
-// cmd.Wait closes that one, inside StartAndWait where the child does not
-// report ready, and a leak check around StartAndWait (watchLeaks) would see
-// its pipe come before and go within.
-func hsCommand(t *testing.T, helper string, args ...string) (*exec.Cmd, io.WriteCloser) {
+// cmd.Wait closes that one, inside StartAndWait where the child does not report
+// ready, and a leak check around StartAndWait (watchLeaks) would see its pipe
+// come before and go within.
+func handshakeCommand(t *testing.T, helper string, args ...string) (*exec.Cmd, io.WriteCloser) {
 	t.Helper()
 	cmd := helperCommand(t, helper, args...)
 	stdinR, stdin, err := os.Pipe()
@@ -282,9 +277,9 @@ func startAndWait(cmd *exec.Cmd) (string, error) {
 	return tokenpipe.StartAndWait(ctx, cmd, readyEnv)
 }
 
-// cancelWhenWritten runs StartAndWait on an hs-raw command and cancels its
-// context once the helper says, on standard output, that it has written (and
-// maybe closed) its end.
+// cancelWhenWritten runs StartAndWait on an write-raw-report command and
+// cancels its context once the helper says, on standard output, that it has
+// written (and maybe closed) its end.
 func cancelWhenWritten(t *testing.T, cmd *exec.Cmd) (string, error) {
 	t.Helper()
 	stdout, err := cmd.StdoutPipe()
@@ -318,7 +313,7 @@ func reaped(t *testing.T, cmd *exec.Cmd) {
 func TestStartAndWaitReady(t *testing.T) {
 	for name, m := range messages {
 		t.Run(name, func(t *testing.T) {
-			cmd, stdin := hsCommand(t, "hs-ready", name)
+			cmd, stdin := handshakeCommand(t, "report-ready", name)
 			msg, err := startAndWait(cmd)
 			if err != nil || msg != m.want {
 				t.Fatalf("got (%q, %v), want (%q, nil)", msg, err, m.want)
@@ -346,7 +341,7 @@ func TestStartAndWaitFailed(t *testing.T) {
 }
 
 func testFailed(t *testing.T, name, want string) {
-	cmd, _ := hsCommand(t, "hs-fail", name)
+	cmd, _ := handshakeCommand(t, "report-failure", name)
 	leaks := watchLeaks(t)
 	msg, err := startAndWait(cmd)
 	leaks.check(t)
@@ -381,7 +376,7 @@ func TestStartAndWaitRawTokens(t *testing.T) {
 		{"failure reason with newlines", "0", "a\nb\n", "exit", tokenpipe.ErrChildFailed, "a b ", "child reported failure: a b "},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cmd, _ := hsCommand(t, "hs-raw", c.tok, c.text, c.then)
+			cmd, _ := handshakeCommand(t, "write-raw-report", c.tok, c.text, c.then)
 			msg, err := startAndWait(cmd)
 			if !errors.Is(err, c.want) || (c.want == nil && err != nil) || msg != c.wantMsg {
 				t.Fatalf("got (%q, %v), want (%q, %v)", msg, err, c.wantMsg, c.want)
@@ -435,12 +430,12 @@ func TestStartAndWaitExited(t *testing.T) {
 	for _, c := range []struct {
 		helper, arg, status string
 	}{
-		{"hs-exit", "3", "exit status 3"},
-		{"hs-exit", "0", "exit status 0"},
-		{"hs-kill-self", "", killed},
+		{"exit-without-report", "3", "exit status 3"},
+		{"exit-without-report", "0", "exit status 0"},
+		{"kill-self", "", killed},
 	} {
-		t.Run(c.helper+c.arg, func(t *testing.T) {
-			cmd, _ := hsCommand(t, c.helper, c.arg)
+		t.Run(strings.TrimSpace(c.helper+" "+c.arg), func(t *testing.T) {
+			cmd, _ := handshakeCommand(t, c.helper, c.arg)
 			leaks := watchLeaks(t)
 			_, err := startAndWait(cmd)
 			leaks.check(t)
@@ -456,7 +451,7 @@ func TestStartAndWaitExited(t *testing.T) {
 // still coming.
 func TestStartAndWaitContextEnds(t *testing.T) {
 	t.Run("no report", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-hang")
+		cmd, _ := handshakeCommand(t, "live-until-stdin-closes")
 		leaks := watchLeaks(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
@@ -471,7 +466,7 @@ func TestStartAndWaitContextEnds(t *testing.T) {
 		}
 	})
 	t.Run("failure reason, end still open", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-raw", "0", "partial", "hang")
+		cmd, _ := handshakeCommand(t, "write-raw-report", "0", "partial", "hang")
 		leaks := watchLeaks(t)
 		msg, err := cancelWhenWritten(t, cmd)
 		leaks.check(t)
@@ -488,7 +483,7 @@ func TestStartAndWaitContextEnds(t *testing.T) {
 	// server`) is ready when ctx ends, with the part of the message that
 	// came, and is not killed.
 	t.Run("message without its newline", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-raw", "1", "partial", "hang")
+		cmd, _ := handshakeCommand(t, "write-raw-report", "1", "partial", "hang")
 		msg, err := cancelWhenWritten(t, cmd)
 		if err != nil || msg != "partial" {
 			t.Fatalf("got (%q, %v), want (\"partial\", nil)", msg, err)
@@ -498,9 +493,9 @@ func TestStartAndWaitContextEnds(t *testing.T) {
 		}
 	})
 	t.Run("ended before the call", func(t *testing.T) {
-		// Not hsCommand: the pipe StdinPipe makes stays open in a Cmd that
-		// is never started, as documented.
-		cmd := helperCommand(t, "hs-ready", "plain")
+		// Not handshakeCommand: the pipe StdinPipe makes stays open in a Cmd
+		// that is never started, as documented.
+		cmd := helperCommand(t, "report-ready", "plain")
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if _, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv); !errors.Is(err, context.Canceled) {
@@ -527,7 +522,7 @@ func TestStartAndWaitLingers(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for range 5 {
-				cmd, _ := hsCommand(t, "hs-raw", c.args...)
+				cmd, _ := handshakeCommand(t, "write-raw-report", c.args...)
 				leaks := watchLeaks(t)
 				_, err := cancelWhenWritten(t, cmd)
 				leaks.check(t)
@@ -553,7 +548,7 @@ func TestStartAndWaitExitAsContextEnds(t *testing.T) {
 		killed = "exit status 1" // TerminateProcess's exit code, as os.Process.Kill uses it
 	}
 	for range 60 {
-		cmd, stdin := hsCommand(t, "hs-exit-at-eof", "3")
+		cmd, stdin := handshakeCommand(t, "exit-without-report-at-stdin-eof", "3")
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -588,11 +583,11 @@ func TestStartAndWaitExitAsContextEnds(t *testing.T) {
 }
 
 func init() {
-	// r2-trickle writes token arg1, says "written" on standard output, then
+	// trickle-report writes token arg1, says "written" on standard output, then
 	// writes 'x' every 15 ms until the pipe breaks: a child that never
 	// finishes its report.
-	register("r2-trickle", func() int {
-		e := childEndNamed(readyEnv)
+	register("trickle-report", func() int {
+		e := childEnd(readyEnv)
 		tok := byte(0)
 		if os.Args[1] == "1" {
 			tok = 1
@@ -613,7 +608,7 @@ func init() {
 // reports how long StartAndWait took from then on; after hangGuard it kills
 // the child to get StartAndWait back, and says so.
 func trickleAfterCancel(t *testing.T, token string) (msg string, err error, hung bool) {
-	cmd, _ := hsCommand(t, "r2-trickle", token)
+	cmd, _ := handshakeCommand(t, "trickle-report", token)
 	stdout, perr := cmd.StdoutPipe()
 	if perr != nil {
 		t.Fatal(perr)
@@ -672,11 +667,11 @@ func TestStartAndWaitStartFails(t *testing.T) {
 
 // Bad arguments: os.ErrInvalid, nothing started.
 func TestStartAndWaitBadArguments(t *testing.T) {
-	started := helperCommand(t, "hs-exit", "0")
+	started := helperCommand(t, "exit-without-report", "0")
 	started.Process = new(os.Process) // as Start leaves it; never used
 	for name, call := range map[string]func() (*exec.Cmd, error){
 		"nil ctx": func() (*exec.Cmd, error) {
-			cmd := helperCommand(t, "hs-exit", "0")
+			cmd := helperCommand(t, "exit-without-report", "0")
 			//lint:ignore SA1012 a nil context is the bad input under test
 			_, err := tokenpipe.StartAndWait(nil, cmd, readyEnv)
 			return cmd, err
@@ -710,7 +705,7 @@ func TestStartAndWaitBadArguments(t *testing.T) {
 
 func badEnv(t *testing.T, env string) func() (*exec.Cmd, error) {
 	return func() (*exec.Cmd, error) {
-		cmd := helperCommand(t, "hs-exit", "0")
+		cmd := helperCommand(t, "exit-without-report", "0")
 		_, err := tokenpipe.StartAndWait(context.Background(), cmd, env)
 		return cmd, err
 	}
@@ -720,7 +715,7 @@ func badEnv(t *testing.T, env string) func() (*exec.Cmd, error) {
 // its exit, is what counts.
 func TestStartAndWaitDoubleFork(t *testing.T) {
 	t.Run("grandchild ready", func(t *testing.T) {
-		cmd, stdin := hsCommand(t, "hs-double-fork", "ready")
+		cmd, stdin := handshakeCommand(t, "hand-end-to-grandchild", "ready")
 		defer stdin.Close() // ends the grandchild
 		msg, err := startAndWait(cmd)
 		if err != nil || msg != "from the grandchild" {
@@ -731,7 +726,7 @@ func TestStartAndWaitDoubleFork(t *testing.T) {
 		}
 	})
 	t.Run("grandchild fails", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-double-fork", "fail")
+		cmd, _ := handshakeCommand(t, "hand-end-to-grandchild", "fail")
 		msg, err := startAndWait(cmd)
 		if !errors.Is(err, tokenpipe.ErrChildFailed) || msg != "the grandchild failed" {
 			t.Fatalf("got (%q, %v), want the grandchild's failure", msg, err)
@@ -739,7 +734,7 @@ func TestStartAndWaitDoubleFork(t *testing.T) {
 		reaped(t, cmd)
 	})
 	t.Run("grandchild exits", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-double-fork", "exit")
+		cmd, _ := handshakeCommand(t, "hand-end-to-grandchild", "exit")
 		_, err := startAndWait(cmd)
 		// The status is the child's: it exited 0 after the fork.
 		if !errors.Is(err, tokenpipe.ErrChildExited) || !strings.HasSuffix(err.Error(), "exit status 0") {
@@ -754,7 +749,7 @@ func TestStartAndWaitDoubleFork(t *testing.T) {
 func TestStartAndWaitEndlessMessage(t *testing.T) {
 	want := strings.Repeat("a", 4096)
 	t.Run("ready", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-forever", "1")
+		cmd, _ := handshakeCommand(t, "write-report-forever", "1")
 		msg, err := startAndWait(cmd)
 		if err != nil || msg != want {
 			t.Fatalf("got (%d bytes, %v), want (4096 bytes, nil)", len(msg), err)
@@ -764,7 +759,7 @@ func TestStartAndWaitEndlessMessage(t *testing.T) {
 		}
 	})
 	t.Run("failed", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-forever", "0")
+		cmd, _ := handshakeCommand(t, "write-report-forever", "0")
 		msg, err := startAndWait(cmd)
 		if !errors.Is(err, tokenpipe.ErrChildFailed) || msg != want {
 			t.Fatalf("got (%d bytes, %v), want (4096 bytes, ErrChildFailed)", len(msg), err)
@@ -777,12 +772,12 @@ func TestStartAndWaitEndlessMessage(t *testing.T) {
 }
 
 func init() {
-	// a9-ready-4096 writes exactly the bytes Ready writes for a message of
-	// 4096 bytes (token 1, 4096 'x', '\n'), but pauses before the '\n' until
-	// the test says "go" on standard input, as a preempted daemon would.
-	// It exits 0 if the '\n' went out, 7 if the pipe was broken.
-	register("a9-ready-4096", func() int {
-		e := childEndNamed(readyEnv)
+	// ready-with-4096-byte-message writes exactly the bytes Ready writes for a
+	// message of 4096 bytes (token 1, 4096 'x', '\n'), but pauses before the
+	// '\n' until the test says "go" on standard input, as a preempted daemon
+	// would. It exits 0 if the '\n' went out, 7 if the pipe was broken.
+	register("ready-with-4096-byte-message", func() int {
+		e := childEnd(readyEnv)
 		if err := e.TokenWrite(1); err != nil {
 			return helperExit(3, err)
 		}
@@ -815,7 +810,7 @@ func init() {
 // StartAndWait (which waits for the newline) go on; a StartAndWait that
 // returns before the newline was even written is wrong whenever it does.
 func TestStartAndWaitReadsNewlineAtLimit(t *testing.T) {
-	cmd, stdin := hsCommand(t, "a9-ready-4096")
+	cmd, stdin := handshakeCommand(t, "ready-with-4096-byte-message")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -859,7 +854,7 @@ func TestStartAndWaitReadsNewlineAtLimit(t *testing.T) {
 // A grandchild holding the child's output pipe cannot hang StartAndWait:
 // cmd.WaitDelay bounds cmd.Wait.
 func TestStartAndWaitOutputHeldByGrandchild(t *testing.T) {
-	cmd, _ := hsCommand(t, "hs-stdout-holder")
+	cmd, _ := handshakeCommand(t, "leave-grandchild-holding-stdout")
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	_, err := startAndWait(cmd)
@@ -872,7 +867,7 @@ func TestStartAndWaitOutputHeldByGrandchild(t *testing.T) {
 	}
 
 	// A WaitDelay the caller chose is kept.
-	cmd, _ = hsCommand(t, "hs-exit", "3")
+	cmd, _ = handshakeCommand(t, "exit-without-report", "3")
 	cmd.WaitDelay = time.Minute
 	startAndWait(cmd)
 	if cmd.WaitDelay != time.Minute {
@@ -883,7 +878,7 @@ func TestStartAndWaitOutputHeldByGrandchild(t *testing.T) {
 // Only one report goes out, however Ready and Fail are called.
 func TestOneReport(t *testing.T) {
 	t.Run("concurrent", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-race")
+		cmd, _ := handshakeCommand(t, "ready-and-fail-at-once")
 		msg, err := startAndWait(cmd)
 		switch {
 		case err == nil && msg == "ready won":
@@ -897,7 +892,7 @@ func TestOneReport(t *testing.T) {
 		}
 	})
 	t.Run("sequential", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-twice")
+		cmd, _ := handshakeCommand(t, "report-ready-twice")
 		msg, err := startAndWait(cmd)
 		if err != nil || msg != "first" {
 			t.Fatalf("got (%q, %v), want (\"first\", nil)", msg, err)
@@ -980,7 +975,7 @@ func TestStartAndWaitKeepsCallerSetup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	cmd := helperCommand(t, "hs-caller-setup")
+	cmd := helperCommand(t, "check-caller-setup")
 	value := callerSetup(t, cmd, w)
 	cmd.Args = append(cmd.Args, value)
 	attr := cmd.SysProcAttr

@@ -29,13 +29,13 @@ func callerSetupSeen() bool {
 }
 
 func init() {
-	// a9-spawn-then-fail starts a helper process during its initialisation,
+	// start-helper-then-fail starts a helper process during its initialisation,
 	// before it reports (as daemons do: a log shipper, a worker), then calls
 	// Fail and exits 1. The helper inherits the end, which os/exec children
 	// do with any inherited descriptor not marked close-on-exec, and lives
 	// until the test closes standard input.
-	register("a9-spawn-then-fail", func() int {
-		gc, err := newHelperCommand("hold")
+	register("start-helper-then-fail", func() int {
+		gc, err := newHelperCommand("live-until-stdin-closes")
 		if err != nil {
 			return helperExit(3, err)
 		}
@@ -58,7 +58,7 @@ func init() {
 // context.Background()), kills a child that is already dead, loses the reason
 // and returns "no report when the context ended".
 func TestFailWithInheritingHelper(t *testing.T) {
-	cmd, _ := hsCommand(t, "a9-spawn-then-fail")
+	cmd, _ := handshakeCommand(t, "start-helper-then-fail")
 	msg, err := startAndWait(cmd)
 	reaped(t, cmd)
 	if !errors.Is(err, tokenpipe.ErrChildFailed) || msg != "no config" {
@@ -85,12 +85,12 @@ func TestShellFailWithBackgroundJob(t *testing.T) {
 }
 
 func init() {
-	// r2-dfork double-forks: it starts r2-dfork-gc with its own standard
-	// input and output and the end it inherited (not yet close-on-exec, as
-	// it has not called FromEnv), and exits 0 at once, as a classic daemon's
-	// first fork does. The grandchild reports.
-	register("r2-dfork", func() int {
-		gc, err := newHelperCommand("r2-dfork-gc", os.Args[1:]...)
+	// double-fork-then-report double-forks: it starts report-in-two-writes with
+	// its own standard input and output and the end it inherited (not yet
+	// close-on-exec, as it has not called FromEnv), and exits 0 at once, as a
+	// classic daemon's first fork does. The grandchild reports.
+	register("double-fork-then-report", func() int {
+		gc, err := newHelperCommand("report-in-two-writes", os.Args[1:]...)
 		if err != nil {
 			return helperExit(3, err)
 		}
@@ -101,12 +101,12 @@ func init() {
 		gc.Process.Release()
 		return 0
 	})
-	// r2-dfork-gc writes token arg1 and arg2, says "written" on standard
-	// output, waits for a line (or end) on standard input, as a daemon
-	// preempted between two writes of its report would, then writes arg3
-	// (and '\n' for token 1) and closes its end. With arg1 "Fail" it says
-	// "written" at once, and after the line calls Fail with arg2+arg3.
-	register("r2-dfork-gc", func() int {
+	// report-in-two-writes writes token arg1 and arg2, says "written" on
+	// standard output, waits for a line (or end) on standard input, as a daemon
+	// preempted between two writes of its report would, then writes arg3 (and
+	// '\n' for token 1) and closes its end. With arg1 "Fail" it says "written"
+	// at once, and after the line calls Fail with arg2+arg3.
+	register("report-in-two-writes", func() int {
 		if os.Args[1] == "Fail" {
 			os.Stdout.WriteString("written\n")
 			bufio.NewReader(os.Stdin).ReadString('\n')
@@ -115,7 +115,7 @@ func init() {
 			}
 			return 0
 		}
-		e := childEndNamed(readyEnv)
+		e := childEnd(readyEnv)
 		tok := byte(0)
 		if os.Args[1] == "1" {
 			tok = 1
@@ -140,12 +140,12 @@ func init() {
 	})
 }
 
-// dforkRun runs StartAndWait on r2-dfork with the given report, split in
-// two writes, and says whether StartAndWait returned before the second part
-// was even allowed to be written (a verdict no timing can fake: a correct
-// StartAndWait cannot have all of a report that does not exist yet). The
-// timer only lets a correct StartAndWait go on.
-func dforkRun(t *testing.T, token, first, second string) (msg string, err error, early bool) {
+// doubleForkReport runs StartAndWait on double-fork-then-report with the given
+// report, split in two writes, and says whether StartAndWait returned before
+// the second part was even allowed to be written (a verdict no timing can fake:
+// a correct StartAndWait cannot have all of a report that does not exist yet).
+// The timer only lets a correct StartAndWait go on.
+func doubleForkReport(t *testing.T, token, first, second string) (msg string, err error, early bool) {
 	t.Helper()
 	goR, goW, perr := os.Pipe() // the grandchild's "go"; *os.File: cmd.Wait neither copies nor closes it
 	if perr != nil {
@@ -159,7 +159,7 @@ func dforkRun(t *testing.T, token, first, second string) (msg string, err error,
 	defer goW.Close() // also lets a stuck grandchild finish and exit
 	defer outR.Close()
 	defer outW.Close() // only once StartAndWait is done with it (no edge through the child for the race detector)
-	cmd := helperCommand(t, "r2-dfork", token, first, second)
+	cmd := helperCommand(t, "double-fork-then-report", token, first, second)
 	cmd.Stdin, cmd.Stdout = goR, outW
 	type res struct {
 		msg string
@@ -195,7 +195,7 @@ func dforkRun(t *testing.T, token, first, second string) (msg string, err error,
 // child's exit, long past, ended it at the pause: success with a wrong
 // address, "127.0.0.1:80" for "127.0.0.1:8080".)
 func TestStartAndWaitDoubleForkReadyMessage(t *testing.T) {
-	msg, err, early := dforkRun(t, "1", "127.0.0.1:80", "80")
+	msg, err, early := doubleForkReport(t, "1", "127.0.0.1:80", "80")
 	if early {
 		t.Errorf("StartAndWait returned (%q, %v) before the grandchild had written the rest of its ready message", msg, err)
 	}
@@ -209,7 +209,7 @@ func TestStartAndWaitDoubleForkReadyMessage(t *testing.T) {
 // child's exit (which ends a reason, lest a process holding the end hold it
 // for ever) finds all of it in the pipe.
 func TestStartAndWaitDoubleForkFailReason(t *testing.T) {
-	msg, err, early := dforkRun(t, "Fail", "config: ", "no such file")
+	msg, err, early := doubleForkReport(t, "Fail", "config: ", "no such file")
 	if early {
 		t.Errorf("StartAndWait returned (%q, %v) before the grandchild had written the rest of its reason", msg, err)
 	}

@@ -128,25 +128,17 @@ func helperExit(code int, err error) int {
 func holdStdin() { io.Copy(io.Discard, os.Stdin) }
 
 func init() {
-	// hold stays alive until its standard input closes.
-	register("hold", func() int {
+	// live-until-stdin-closes lives until its standard input closes and does
+	// nothing else: a child that holds what it inherited, and never
+	// reports, for as long as the test wants.
+	register("live-until-stdin-closes", func() int {
 		holdStdin()
 		return 0
 	})
 }
 
-// childEnd is FromEnv in a helper child, which exits 3 if it fails.
-func childEnd() *tokenpipe.TokenPipeEnd {
-	e, err := tokenpipe.FromEnv(endEnv)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "helper:", err)
-		os.Exit(3)
-	}
-	return e
-}
-
-// childEndNamed is FromEnv(env) in a helper child, which exits 3 if it fails.
-func childEndNamed(env string) *tokenpipe.TokenPipeEnd {
+// childEnd is FromEnv(env) in a helper child, which exits 3 if it fails.
+func childEnd(env string) *tokenpipe.TokenPipeEnd {
 	e, err := tokenpipe.FromEnv(env)
 	if err != nil {
 		os.Exit(helperExit(3, err))

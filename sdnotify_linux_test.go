@@ -532,17 +532,17 @@ func TestReadySupervisorNotReading(t *testing.T) {
 }
 
 func init() {
-	// sd-ready and sd-fail report with Ready and Fail, as a daemon does
-	// under start-stop-daemon or systemd, where no end is exported to them,
-	// and exit.
-	register("sd-ready", func() int {
+	// ready-and-exit and fail-and-exit report with Ready and Fail, as a daemon
+	// does under start-stop-daemon or systemd, where no end is exported to
+	// them, and exit.
+	register("ready-and-exit", func() int {
 		if err := tokenpipe.Ready(readyEnv, "up"); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
 			return 1
 		}
 		return 0
 	})
-	register("sd-fail", func() int {
+	register("fail-and-exit", func() int {
 		err := fmt.Errorf("cannot bind: %w", syscall.EADDRINUSE)
 		if err := tokenpipe.Fail(readyEnv, err); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
@@ -590,12 +590,12 @@ func startStopDaemon(t *testing.T, helper string, timeout int) (int, string) {
 // never wait for a barrier, which start-stop-daemon does not answer: Ready
 // makes it exit 0, Fail makes it fail at once, with the reason's errno.
 func TestReadyFailStartStopDaemon(t *testing.T) {
-	if code, out := startStopDaemon(t, "sd-ready", 10); code != 0 {
+	if code, out := startStopDaemon(t, "ready-and-exit", 10); code != 0 {
 		t.Fatalf("start-stop-daemon exited %d after READY=1: %s", code, out)
 	}
 	// With a timeout longer than hangGuard, returning at all shows that
 	// start-stop-daemon failed at once.
-	code, out := startStopDaemon(t, "sd-fail", 60)
+	code, out := startStopDaemon(t, "fail-and-exit", 60)
 	if code == 0 || !strings.Contains(out, "Address already in use") {
 		t.Fatalf("start-stop-daemon exited %d after ERRNO=%d, want a failure naming the errno: %s", code, syscall.EADDRINUSE, out)
 	}

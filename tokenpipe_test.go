@@ -33,7 +33,7 @@ func TestMakeEndsAreOpenAndNotInherited(t *testing.T) {
 
 	// An unrelated child started now must not hold the write end: once we
 	// close ours, the reader sees end of stream although the child lives on.
-	child := helperCommand(t, "hold")
+	child := helperCommand(t, "live-until-stdin-closes")
 	stdin, err := child.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -425,14 +425,14 @@ func TestAssignFrom(t *testing.T) {
 	}
 
 	// Assigning over an open end closes it: its writer sees the pipe broken.
-	r2, w2 := mustMake(t)
-	if err := ep.AssignFrom(r2); err != nil {
+	nextR, nextW := mustMake(t)
+	if err := ep.AssignFrom(nextR); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.TokenWrite(1); !errors.Is(err, io.ErrClosedPipe) {
 		t.Fatalf("write to the replaced end: got %v, want io.ErrClosedPipe", err)
 	}
-	w2.TokenWrite(6)
+	nextW.TokenWrite(6)
 	if tok, err := ep.TokenRead(); tok != 6 || err != nil {
 		t.Fatalf("read through the new end: got (%d, %v), want (6, nil)", tok, err)
 	}
@@ -440,7 +440,7 @@ func TestAssignFrom(t *testing.T) {
 	if err := ep.AssignFrom(nil); err != nil || ep.IsOpen() {
 		t.Fatalf("assign from nil: err %v, open %v; want nil, false", err, ep.IsOpen())
 	}
-	if err := w2.TokenWrite(1); !errors.Is(err, io.ErrClosedPipe) {
+	if err := nextW.TokenWrite(1); !errors.Is(err, io.ErrClosedPipe) {
 		t.Fatalf("assigning from nil left the old end open: write got %v", err)
 	}
 
@@ -628,11 +628,11 @@ func TestPending(t *testing.T) {
 	if tokenpipe.Pending(r) {
 		t.Error("pending on a closed end")
 	}
-	r2, _ := mustMake(t)
-	if err := r2.ExportTo(exec.Command("true"), "X"); err != nil {
+	exported, _ := mustMake(t)
+	if err := exported.ExportTo(exec.Command("true"), "X"); err != nil {
 		t.Fatal(err)
 	}
-	if tokenpipe.Pending(r2) {
+	if tokenpipe.Pending(exported) {
 		t.Error("pending on an exported end")
 	}
 }
