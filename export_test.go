@@ -2,6 +2,7 @@ package tokenpipe
 
 import (
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -16,6 +17,12 @@ func InterruptedReads() int64 { return interruptedReads.Load() }
 
 // EndHandle returns the descriptor or handle behind an open end.
 func EndHandle(e *TokenPipeEnd) uintptr { return e.f.Load().sys.handle() }
+
+// OSHandle returns the descriptor or handle behind an open end.
+func OSHandle(t testing.TB, e *TokenPipeEnd) uintptr {
+	t.Helper()
+	return EndHandle(e)
+}
 
 // Descriptors counts a process's open descriptors (handles, on Windows), as
 // OpenDescriptors finds them.

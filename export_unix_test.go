@@ -12,12 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// OSHandle returns the descriptor or handle behind an open end.
-func OSHandle(t testing.TB, e *TokenPipeEnd) uintptr {
-	t.Helper()
-	return EndHandle(e)
-}
-
 // Inheritable reports whether a child started with exec would get h.
 func Inheritable(t testing.TB, h uintptr) bool {
 	t.Helper()

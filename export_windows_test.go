@@ -12,12 +12,6 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// OSHandle returns the descriptor or handle behind an open end.
-func OSHandle(t testing.TB, e *TokenPipeEnd) uintptr {
-	t.Helper()
-	return EndHandle(e)
-}
-
 // Inheritable reports whether a child started with bInheritHandles would get h.
 func Inheritable(t testing.TB, h uintptr) bool {
 	t.Helper()
@@ -128,9 +122,14 @@ func StdHandles() []uintptr {
 // SetNoWait puts the pipe handle h in no-wait mode (PIPE_NOWAIT).
 func SetNoWait(t testing.TB, h uintptr) {
 	t.Helper()
-	mode := uint32(windows.PIPE_NOWAIT)
+	setPipeMode(t, h, windows.PIPE_NOWAIT, "PIPE_NOWAIT")
+}
+
+// setPipeMode sets the read and wait modes of the pipe handle h.
+func setPipeMode(t testing.TB, h uintptr, mode uint32, name string) {
+	t.Helper()
 	if err := windows.SetNamedPipeHandleState(windows.Handle(h), &mode, nil, nil); err != nil {
-		t.Fatalf("SetNamedPipeHandleState(PIPE_NOWAIT): %v", err)
+		t.Fatalf("SetNamedPipeHandleState(%s): %v", name, err)
 	}
 }
 
@@ -195,10 +194,7 @@ func CloseOnCleanup(t testing.TB, h uintptr) (closeNow func()) {
 // SetMessageRead puts the pipe handle h in message-read mode.
 func SetMessageRead(t testing.TB, h uintptr) {
 	t.Helper()
-	mode := uint32(windows.PIPE_READMODE_MESSAGE)
-	if err := windows.SetNamedPipeHandleState(windows.Handle(h), &mode, nil, nil); err != nil {
-		t.Fatalf("SetNamedPipeHandleState(PIPE_READMODE_MESSAGE): %v", err)
-	}
+	setPipeMode(t, h, windows.PIPE_READMODE_MESSAGE, "PIPE_READMODE_MESSAGE")
 }
 
 // WriteMessage writes msg to the pipe handle h in one WriteFile, which on a

@@ -104,12 +104,7 @@ func init() {
 // sendToNotifySocket sends one datagram to NOTIFY_SOCKET with a raw socket,
 // carrying oob.
 func sendToNotifySocket(msg string, oob []byte) error {
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	return unix.Sendmsg(fd, []byte(msg), oob, &unix.SockaddrUnix{Name: os.Getenv("NOTIFY_SOCKET")}, 0)
+	return sendDatagram(os.Getenv("NOTIFY_SOCKET"), []byte(msg), oob)
 }
 
 // notifySocket returns the NOTIFY_SOCKET that StartAndWait gave cmd.
@@ -383,11 +378,10 @@ func init() {
 	// is gone, and then waits for its standard input to close.
 	register("flood-socket-then-ready", func() int {
 		huge := strings.Repeat("READY=1\n", 20000)
-		fds := make([]int, 253)
-		for i := range fds {
-			fds[i] = 1 // its standard output, 253 times: 253 descriptors
+		rights, err := devNullRights()
+		if err != nil {
+			return helperExit(3, err)
 		}
-		rights := unix.UnixRights(fds...)
 		for i := 0; os.Args[1] == "forever" || i < 300; i++ {
 			var err error
 			switch i % 3 {
@@ -440,11 +434,6 @@ func TestStartAndWaitHostileChild(t *testing.T) {
 // are sent the same datagrams, and either both fail or neither does; where
 // start-stop-daemon cannot parse the errno, StartAndWait says so too.
 func TestErrnoAsStartStopDaemon(t *testing.T) {
-	ssd := needProgram(t, "start-stop-daemon")
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cases := [][]string{{"READY=1\nERRNO=5"}, {"STATUS=x\nERRNO=5\nREADY=1"}}
 	for _, v := range []string{"5", "05", "+5", " 5", "\t5", "2147483647", "2147483648", "0", "-0", "-5", "", "abc", "5 ", "0x5"} {
 		cases = append(cases, []string{"STATUS=starting\nERRNO=" + v, "READY=1"})
@@ -455,25 +444,16 @@ func TestErrnoAsStartStopDaemon(t *testing.T) {
 			for i, m := range msgs {
 				quoted[i] = strconv.Quote(m)
 			}
-			// --pidfile, not --exec: start-stop-daemon takes any process
-			// running the test binary for the daemon, already running.
-			pidfile := filepath.Join(t.TempDir(), "pid")
-			ssdCmd := exec.Command(ssd, append([]string{"--start", "--background", "--notify-await",
-				"--notify-timeout", "10", "--pidfile", pidfile, "--make-pidfile", "--startas", exe, "--"}, quoted...)...)
-			ssdCmd.Env = helperCommand(t, "send-datagrams").Env
-			out, err := ssdCmd.CombinedOutput()
-			if _, ok := err.(*exec.ExitError); err != nil && !ok {
-				t.Fatal(err)
-			}
-			ssdFailed := ssdCmd.ProcessState.ExitCode() != 0
-			ssdUnparsed := bytes.Contains(out, []byte("cannot parse errno"))
+			code, out := startStopDaemon(t, 10, "send-datagrams", quoted...)
+			ssdFailed := code != 0
+			ssdUnparsed := strings.Contains(out, "cannot parse errno")
 
 			// Its standard input is the null device: it sends and exits.
 			msg, err := checkedStartAndWait(t, helperCommand(t, "send-datagrams", quoted...))
 			failed := errors.Is(err, tokenpipe.ErrChildFailed)
 			unparsed := failed && strings.Contains(err.Error(), "which is not a number")
 			if failed != ssdFailed || (!failed && err != nil) || unparsed != ssdUnparsed {
-				t.Fatalf("start-stop-daemon: failed %v (%s); StartAndWait: (%q, %v)", ssdFailed, bytes.TrimSpace(out), msg, err)
+				t.Fatalf("start-stop-daemon: failed %v (%s); StartAndWait: (%q, %v)", ssdFailed, strings.TrimSpace(out), msg, err)
 			}
 		})
 	}
@@ -486,19 +466,9 @@ func TestErrnoAsStartStopDaemon(t *testing.T) {
 // the first (checked here against the real one).
 func TestStartAndWaitTrailingNULAsStartStopDaemon(t *testing.T) {
 	const msg = "STATUS=up\nREADY=1\x00"
-	ssd := needProgram(t, "start-stop-daemon")
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pidfile := filepath.Join(t.TempDir(), "pid")
-	ssdCmd := exec.Command(ssd, "--start", "--background", "--notify-await", "--notify-timeout", "5",
-		"--pidfile", pidfile, "--make-pidfile", "--startas", exe, "--", strconv.Quote(msg))
-	ssdCmd.Env = helperCommand(t, "send-datagrams").Env
-	out, err := ssdCmd.CombinedOutput()
 	// Its standard input is the null device: the sender sends and exits.
-	if err != nil {
-		t.Fatalf("start-stop-daemon was expected to take %q as ready: %v\n%s", msg, err, out)
+	if code, out := startStopDaemon(t, 5, "send-datagrams", strconv.Quote(msg)); code != 0 {
+		t.Fatalf("start-stop-daemon was expected to take %q as ready: exit %d\n%s", msg, code, out)
 	}
 
 	cmd, _ := handshakeCommand(t, "send-datagrams", strconv.Quote(msg))
@@ -532,27 +502,10 @@ func init() {
 	// own copy, says "closed" on standard output, and waits for standard input
 	// to close.
 	register("notify-ready-with-lingering-socket", func() int {
-		conn, err := net.Dial("tcp", os.Args[1])
+		conn, fd, err := dialLingering(os.Args[1], 60)
 		if err != nil {
 			return helperExit(3, err)
 		}
-		tcp := conn.(*net.TCPConn)
-		if err := tcp.SetLinger(60); err != nil {
-			return helperExit(3, err)
-		}
-		rc, err := tcp.SyscallConn()
-		if err != nil {
-			return helperExit(3, err)
-		}
-		var fd int
-		rc.Control(func(s uintptr) {
-			fd = int(s)
-			for buf := make([]byte, 64<<10); ; {
-				if _, err := unix.Write(fd, buf); err != nil {
-					break // EAGAIN: full
-				}
-			}
-		})
 		if err := sendToNotifySocket("STATUS=up\nREADY=1", unix.UnixRights(fd)); err != nil {
 			return helperExit(3, err)
 		}
@@ -708,16 +661,9 @@ func TestStartAndWaitDiedBeforeContextEnded(t *testing.T) {
 	for _, how := range []string{"exit", strconv.Itoa(int(syscall.SIGTERM)), strconv.Itoa(int(syscall.SIGKILL))} {
 		t.Run(how, func(t *testing.T) {
 			cmd, _ := handshakeCommand(t, "dies-while-grandchild-holds-end", how)
-			stdout, err := cmd.StdoutPipe()
+			line, cancel, done := startAndWaitUntilLine(t, cmd)
+			pid, err := strconv.Atoi(strings.TrimSpace(line))
 			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := goStartAndWait(ctx, cmd)
-			line, err := bufio.NewReader(stdout).ReadString('\n')
-			pid, perr := strconv.Atoi(strings.TrimSpace(line))
-			if perr != nil {
 				t.Fatalf("child's pid: %q, %v", line, err)
 			}
 			// Until the child is a zombie; not reaped (WNOWAIT).
@@ -731,13 +677,7 @@ func TestStartAndWaitDiedBeforeContextEnded(t *testing.T) {
 			if err != nil {
 				t.Fatalf("waitid: %v", err)
 			}
-			cancel()
-			var r started
-			select {
-			case r = <-done:
-			case <-time.After(hangGuard):
-				t.Fatal("StartAndWait still waiting after ctx was cancelled")
-			}
+			r := cancelAndAwait(t, cancel, done)
 			if !errors.Is(r.err, tokenpipe.ErrChildExited) || errors.Is(r.err, tokenpipe.ErrChildKilled) {
 				t.Fatalf("the child had died by itself before ctx ended (%s); got %v, want ErrChildExited and not ErrChildKilled",
 					cmd.ProcessState, r.err)
@@ -754,17 +694,13 @@ func init() {
 	// input to close. Its pipe end stays open and silent.
 	register("statuses-with-descriptors-then-ready", func() int {
 		e := childEnd(readyEnv) // held open, never written
-		null, err := os.Open(os.DevNull)
+		rights, err := devNullRights()
 		if err != nil {
 			return helperExit(3, err)
 		}
-		fds := make([]int, 253)
-		for i := range fds {
-			fds[i] = int(null.Fd())
-		}
 		n, _ := strconv.Atoi(os.Args[1])
 		for i := range n {
-			if err := sendToNotifySocket(fmt.Sprintf("STATUS=starting %d", i), unix.UnixRights(fds...)); err != nil {
+			if err := sendToNotifySocket(fmt.Sprintf("STATUS=starting %d", i), rights); err != nil {
 				return helperExit(3, err)
 			}
 		}
@@ -789,20 +725,8 @@ func TestStartAndWaitQueuedReadyAtContextEnd(t *testing.T) {
 	var last error
 	for range runs {
 		cmd, _ := handshakeCommand(t, "statuses-with-descriptors-then-ready", "40")
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := goStartAndWait(ctx, cmd)
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		cancel()
-		var r started
-		select {
-		case r = <-done:
-		case <-time.After(hangGuard):
-			t.Fatal("StartAndWait still waiting after ctx was cancelled")
-		}
+		line, cancel, done := startAndWaitUntilLine(t, cmd)
+		r := cancelAndAwait(t, cancel, done)
 		if line != "sent\n" {
 			t.Fatalf("helper said %q; StartAndWait: (%q, %v)", line, r.msg, r.err)
 		}
@@ -824,40 +748,22 @@ func init() {
 	// 253 descriptors (its /dev/null, 253 times), then READY=1, and waits for
 	// standard input to close.
 	register("linger-then-flood-descriptors", func() int {
-		conn, err := net.Dial("tcp", os.Args[1])
+		conn, fd, err := dialLingering(os.Args[1], 3600)
 		if err != nil {
 			return helperExit(3, err)
 		}
-		tcp := conn.(*net.TCPConn)
-		if err := tcp.SetLinger(3600); err != nil {
-			return helperExit(3, err)
-		}
-		rc, _ := tcp.SyscallConn()
-		var fd int
-		rc.Control(func(s uintptr) {
-			fd = int(s)
-			for buf := make([]byte, 64<<10); ; {
-				if _, err := unix.Write(fd, buf); err != nil {
-					break // EAGAIN: full
-				}
-			}
-		})
 		if err := sendToNotifySocket("STATUS=lingering", unix.UnixRights(fd)); err != nil {
 			return helperExit(3, err)
 		}
 		conn.Close() // not the last reference: the listener's copy is
 		fmt.Println("closed")
-		null, err := os.Open(os.DevNull)
+		rights, err := devNullRights()
 		if err != nil {
 			return helperExit(3, err)
 		}
-		fds := make([]int, 253) // SCM_MAX_FD
-		for i := range fds {
-			fds[i] = int(null.Fd())
-		}
 		n, _ := strconv.Atoi(os.Args[2])
 		for range n {
-			if err := sendToNotifySocket("STATUS=flood", unix.UnixRights(fds...)); err != nil {
+			if err := sendToNotifySocket("STATUS=flood", rights); err != nil {
 				return helperExit(3, err)
 			}
 		}
@@ -929,12 +835,20 @@ func init() {
 // of its own with RLIMIT_NOFILE 1024, so that a failure does not fill this
 // one's.
 func TestStartAndWaitBlockedCloseHoldsNoMore(t *testing.T) {
-	cmd := helperCommand(t, "launch-flooder-with-1024-descriptors")
+	runLauncher(t, "launch-flooder-with-1024-descriptors")
+}
+
+// runLauncher runs a helper that runs StartAndWait itself, in a process of
+// its own, and fails the test, with the launcher's output, if it fails.
+func runLauncher(t *testing.T, helper string) (output string) {
+	t.Helper()
+	cmd := helperCommand(t, helper)
 	cmd.Stderr = nil
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("launcher: %v\n%s", err, out)
+		t.Fatalf("%s: %v\n%s", helper, err, out)
 	}
+	return string(out)
 }
 
 // floodCtx is how long the flood scenario's context lasts.
@@ -947,15 +861,10 @@ func init() {
 	// to its standard output and closes it, so that whoever started it knows
 	// the flood has begun.
 	register("flood-descriptors-until-socket-gone", func() int {
-		null, err := os.Open(os.DevNull)
+		rights, err := devNullRights()
 		if err != nil {
 			return helperExit(3, err)
 		}
-		fds := make([]int, 253) // SCM_MAX_FD
-		for i := range fds {
-			fds[i] = int(null.Fd())
-		}
-		rights := unix.UnixRights(fds...)
 		s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return helperExit(3, err)
@@ -1069,13 +978,7 @@ func init() {
 // read "until the queue is empty", which a queue that others keep full never
 // is.)
 func TestStartAndWaitDrainEndsUnderFlood(t *testing.T) {
-	cmd := helperCommand(t, "launch-child-that-leaves-flooders")
-	cmd.Stderr = nil
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v:\n%s", err, out)
-	}
-	t.Logf("%s", out)
+	t.Log(runLauncher(t, "launch-child-that-leaves-flooders"))
 }
 
 func init() {
@@ -1132,12 +1035,7 @@ func init() {
 // all. (It killed a perfectly good child and failed before reading a single
 // report: only ENOSYS meant "cannot watch".)
 func TestStartAndWaitPidfdOpenDenied(t *testing.T) {
-	cmd := helperCommand(t, "launch-with-pidfd-open-denied")
-	cmd.Stderr = nil
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v:\n%s", err, out)
-	}
+	runLauncher(t, "launch-with-pidfd-open-denied")
 }
 
 func init() {

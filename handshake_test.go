@@ -282,23 +282,58 @@ func startAndWait(cmd *exec.Cmd) (string, error) {
 // written (and maybe closed) its end.
 func cancelWhenWritten(t *testing.T, cmd *exec.Cmd) (string, error) {
 	t.Helper()
+	_, cancel, done := startAndWaitUntilLine(t, cmd)
+	r := cancelAndAwait(t, cancel, done)
+	return r.msg, r.err
+}
+
+// startAndWaitUntilLine runs StartAndWait on cmd in a goroutine, with a
+// context that cancel ends, and returns once the helper has written a line
+// to its standard output: the line, or what came before the helper ended
+// without one, which the result then shows.
+func startAndWaitUntilLine(t *testing.T, cmd *exec.Cmd) (line string, cancel context.CancelFunc, done <-chan started) {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := goStartAndWait(ctx, cmd)
-	// Ends with an error if the helper dies first, which the result shows.
-	bufio.NewReader(stdout).ReadString('\n')
+	t.Cleanup(cancel)
+	done = goStartAndWait(ctx, cmd)
+	line, _ = bufio.NewReader(stdout).ReadString('\n')
+	return line, cancel, done
+}
+
+// cancelAndAwait ends StartAndWait's context and returns its result, which
+// must come within hangGuard.
+func cancelAndAwait(t *testing.T, cancel context.CancelFunc, done <-chan started) started {
+	t.Helper()
 	cancel()
 	select {
 	case r := <-done:
-		return r.msg, r.err
+		return r
 	case <-time.After(hangGuard):
-		t.Fatalf("StartAndWait still blocked %v after its context was cancelled", hangGuard)
-		return "", nil
+		t.Fatalf("StartAndWait still running %v after its context ended", hangGuard)
+		return started{}
 	}
+}
+
+// resultBeforeGoOn says whether StartAndWait's result came before the
+// helper was told, by letGo, to write the rest of its report: a verdict no
+// timing can fake, as a correct StartAndWait cannot have all of a report
+// that is not written yet. It waits a second for the result first; that
+// only lets a correct StartAndWait go on.
+func resultBeforeGoOn(done <-chan started, letGo func()) (r started, early bool) {
+	select {
+	case r = <-done:
+		early = true
+	case <-time.After(time.Second):
+	}
+	letGo()
+	if !early {
+		r = <-done
+	}
+	return r, early
 }
 
 // reaped checks that StartAndWait waited for the child.
@@ -549,21 +584,9 @@ func TestStartAndWaitExitAsContextEnds(t *testing.T) {
 	}
 	for range 60 {
 		cmd, stdin := handshakeCommand(t, "exit-without-report-at-stdin-eof", "3")
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := goStartAndWait(ctx, cmd)
-		bufio.NewReader(stdout).ReadString('\n') // running (or failed to start: the result says)
-		stdin.Close()                            // the child exits
-		cancel()
-		var r started
-		select {
-		case r = <-done:
-		case <-time.After(hangGuard):
-			t.Fatalf("StartAndWait still blocked %v after its context ended", hangGuard)
-		}
+		_, cancel, done := startAndWaitUntilLine(t, cmd) // running (or failed to start: the result says)
+		stdin.Close()                                    // the child exits
+		r := cancelAndAwait(t, cancel, done)
 		reaped(t, cmd)
 		exited := errors.Is(r.err, tokenpipe.ErrChildExited) && !errors.Is(r.err, tokenpipe.ErrChildKilled) &&
 			!errors.Is(r.err, context.Canceled) && !strings.Contains(r.err.Error(), "context")
@@ -609,15 +632,9 @@ func init() {
 // the child to get StartAndWait back, and says so.
 func trickleAfterCancel(t *testing.T, token string) (msg string, err error, hung bool) {
 	cmd, _ := handshakeCommand(t, "trickle-report", token)
-	stdout, perr := cmd.StdoutPipe()
-	if perr != nil {
-		t.Fatal(perr)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := goStartAndWait(ctx, cmd)
-	if line, rerr := bufio.NewReader(stdout).ReadString('\n'); line != "written\n" {
-		t.Fatalf("helper: %q, %v", line, rerr)
+	line, cancel, done := startAndWaitUntilLine(t, cmd)
+	if line != "written\n" {
+		t.Fatalf("helper said %q", line)
 	}
 	cancel()
 	var r started
@@ -815,29 +832,13 @@ func TestStartAndWaitReadsNewlineAtLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type res struct {
-		msg string
-		err error
-	}
-	done := make(chan res, 1)
-	go func() {
-		msg, err := startAndWait(cmd)
-		done <- res{msg, err}
-	}()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	done := goStartAndWait(ctx, cmd)
 	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "written\n" {
 		t.Fatalf("helper: %q, %v", line, err)
 	}
-	var r res
-	returnedEarly := false
-	select {
-	case r = <-done:
-		returnedEarly = true
-	case <-time.After(time.Second):
-	}
-	io.WriteString(stdin, "go\n")
-	if !returnedEarly {
-		r = <-done
-	}
+	r, returnedEarly := resultBeforeGoOn(done, func() { io.WriteString(stdin, "go\n") })
 	if r.err != nil || r.msg != strings.Repeat("x", 4096) {
 		t.Fatalf("StartAndWait: (%d bytes, %v), want the 4096-byte message", len(r.msg), r.err)
 	}

@@ -4,12 +4,12 @@ package tokenpipe_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/tokenpipe/tokenpipe"
 )
@@ -161,29 +161,14 @@ func doubleForkReport(t *testing.T, token, first, second string) (msg string, er
 	defer outW.Close() // only once StartAndWait is done with it (no edge through the child for the race detector)
 	cmd := helperCommand(t, "double-fork-then-report", token, first, second)
 	cmd.Stdin, cmd.Stdout = goR, outW
-	type res struct {
-		msg string
-		err error
-	}
-	done := make(chan res, 1)
-	go func() {
-		m, e := startAndWait(cmd)
-		done <- res{m, e}
-	}()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	done := goStartAndWait(ctx, cmd)
 	line, rerr := bufio.NewReader(outR).ReadString('\n')
 	if line != "written\n" {
 		t.Fatalf("grandchild: %q, %v", line, rerr)
 	}
-	var r res
-	select {
-	case r = <-done:
-		early = true
-	case <-time.After(time.Second):
-	}
-	goW.WriteString("go\n")
-	if !early {
-		r = <-done
-	}
+	r, early := resultBeforeGoOn(done, func() { goW.WriteString("go\n") })
 	if cmd.ProcessState == nil {
 		cmd.Wait() // the ready path leaves the (exited) child to us
 	}

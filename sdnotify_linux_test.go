@@ -145,14 +145,68 @@ func TestNotifyListenerRedis(t *testing.T) {
 // send sends one datagram to addr, with the given control message.
 func send(t *testing.T, addr string, msg, oob []byte) {
 	t.Helper()
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Sendmsg(fd, msg, oob, &unix.SockaddrUnix{Name: addr}, 0); err != nil {
+	if err := sendDatagram(addr, msg, oob); err != nil {
 		t.Fatalf("sendmsg (%d bytes, %d bytes of control): %v", len(msg), len(oob), err)
 	}
+}
+
+// sendDatagram sends msg to the datagram socket at addr, a path or an
+// @abstract name, from a socket of its own, with oob as its control message.
+func sendDatagram(addr string, msg, oob []byte) error {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Sendmsg(fd, msg, oob, &unix.SockaddrUnix{Name: addr}, 0)
+}
+
+// scmMaxFD is the most descriptors Linux lets one datagram carry
+// (SCM_MAX_FD).
+const scmMaxFD = 253
+
+// devNullRights opens the null device, for as long as the process lives, and
+// returns a control message that passes it scmMaxFD times: as many
+// descriptors as one datagram can carry.
+func devNullRights() ([]byte, error) {
+	null, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	fds := make([]int, scmMaxFD)
+	for i := range fds {
+		fds[i] = null
+	}
+	return unix.UnixRights(fds...), nil
+}
+
+// dialLingering connects to addr, whose peer never reads, fills the
+// connection until it takes no more, and sets SO_LINGER to linger seconds,
+// so that the socket's last close blocks that long, or until the peer
+// reads; fd is the connection's descriptor, conn's until conn closes.
+func dialLingering(addr string, linger int) (conn *net.TCPConn, fd int, err error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, -1, err
+	}
+	conn = c.(*net.TCPConn)
+	rc, err := conn.SyscallConn()
+	if err == nil {
+		err = conn.SetLinger(linger)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, -1, err
+	}
+	rc.Control(func(s uintptr) {
+		fd = int(s)
+		for buf := make([]byte, 64<<10); ; {
+			if _, err := unix.Write(fd, buf); err != nil {
+				break // EAGAIN: full
+			}
+		}
+	})
+	return conn, fd, nil
 }
 
 // Datagrams that are too long, hold a NUL byte or carry another user's
@@ -197,7 +251,7 @@ func TestNotifyListenerClosesReceivedDescriptors(t *testing.T) {
 	for _, tc := range []struct {
 		msg string
 		n   int
-	}{{"BARRIER=1", 1}, {strings.Repeat("x", 5000), 1}, {"STATUS=many", 253}} {
+	}{{"BARRIER=1", 1}, {strings.Repeat("x", 5000), 1}, {"STATUS=many", scmMaxFD}} {
 		readEnds, writeEnds := make([]*os.File, tc.n), make([]*os.File, tc.n)
 		writeFds := make([]int, tc.n)
 		for i := range tc.n {
@@ -313,10 +367,9 @@ func TestNotifyListenerChildUser(t *testing.T) {
 }
 
 // lingeringSocket returns a TCP socket whose last close blocks for a
-// minute: connected to a listener of the test's that never reads, filled
-// until it takes no more, with SO_LINGER. The test must close it, or read
-// from the listener's side, to end the linger; the returned conn is that
-// side, accepted.
+// minute (dialLingering), connected to a listener of the test's; the test
+// must close it, or read from the listener's side, to end the linger. The
+// returned conn is that side, accepted.
 func lingeringSocket(t *testing.T) (fd int, peer net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -324,7 +377,7 @@ func lingeringSocket(t *testing.T) (fd int, peer net.Conn) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	conn, connFd, err := dialLingering(ln.Addr().String(), 60)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,22 +386,7 @@ func lingeringSocket(t *testing.T) (fd int, peer net.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { peer.Close() })
-	tcp := conn.(*net.TCPConn)
-	if err := tcp.SetLinger(60); err != nil {
-		t.Fatal(err)
-	}
-	rc, err := tcp.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc.Control(func(s uintptr) {
-		for buf := make([]byte, 64<<10); ; {
-			if _, err := unix.Write(int(s), buf); err != nil {
-				break // EAGAIN: full
-			}
-		}
-		fd, err = unix.Dup(int(s))
-	})
+	fd, err = unix.Dup(connFd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,29 +590,24 @@ func init() {
 	})
 }
 
-// startStopDaemon runs the helper under start-stop-daemon --notify-await
-// with the given timeout in seconds, and returns its exit code and output.
-// It runs a private copy of the test binary, as start-stop-daemon takes any
-// process running the same executable for the daemon, already running.
-func startStopDaemon(t *testing.T, helper string, timeout int) (int, string) {
+// startStopDaemon runs the helper, with args, under the real
+// start-stop-daemon --start --background --notify-await, with the given
+// --notify-timeout in seconds, and returns its exit code and output. The
+// daemon is known by a pid file of its own: by the executable,
+// start-stop-daemon would take any process running the test binary for the
+// daemon, already running.
+func startStopDaemon(t *testing.T, timeout int, helper string, args ...string) (int, string) {
 	t.Helper()
 	ssd := needProgram(t, "start-stop-daemon")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	copyPath := filepath.Join(t.TempDir(), "daemon")
-	data, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(copyPath, data, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, ssd, "--start", "--background", "--notify-await",
-		"--notify-timeout", strconv.Itoa(timeout), "--exec", copyPath)
+	cmd := exec.CommandContext(ctx, ssd, append([]string{"--start", "--background", "--notify-await",
+		"--notify-timeout", strconv.Itoa(timeout), "--pidfile", filepath.Join(t.TempDir(), "pid"), "--make-pidfile",
+		"--startas", exe, "--"}, args...)...)
 	cmd.Env = helperCommand(t, helper).Env
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
@@ -590,12 +623,12 @@ func startStopDaemon(t *testing.T, helper string, timeout int) (int, string) {
 // never wait for a barrier, which start-stop-daemon does not answer: Ready
 // makes it exit 0, Fail makes it fail at once, with the reason's errno.
 func TestReadyFailStartStopDaemon(t *testing.T) {
-	if code, out := startStopDaemon(t, "ready-and-exit", 10); code != 0 {
+	if code, out := startStopDaemon(t, 10, "ready-and-exit"); code != 0 {
 		t.Fatalf("start-stop-daemon exited %d after READY=1: %s", code, out)
 	}
 	// With a timeout longer than hangGuard, returning at all shows that
 	// start-stop-daemon failed at once.
-	code, out := startStopDaemon(t, "fail-and-exit", 60)
+	code, out := startStopDaemon(t, 60, "fail-and-exit")
 	if code == 0 || !strings.Contains(out, "Address already in use") {
 		t.Fatalf("start-stop-daemon exited %d after ERRNO=%d, want a failure naming the errno: %s", code, syscall.EADDRINUSE, out)
 	}
