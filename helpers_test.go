@@ -146,6 +146,7 @@ func childEnd(env string) *tokenpipe.TokenPipeEnd {
 	return e
 }
 
+// mustMake makes a pipe and takes its ends, which close when the test ends.
 func mustMake(t testing.TB) (r, w *tokenpipe.TokenPipeEnd) {
 	t.Helper()
 	p, err := tokenpipe.Make()
@@ -265,9 +266,11 @@ func newLeakCheck(t testing.TB, every bool) *leakCheck {
 	return c
 }
 
-// check fails the test if anything the check watches is open now that was
-// not when it began. The goroutines come first: one that has done its work,
-// and said so, may still be on its way out, closing what it held.
+// check fails the test unless what c watches is as it was: no more
+// goroutines, as many descriptors of each kind counted (fewer would be one
+// closed that the test did not own), no new tokenpipe-* entry. The
+// goroutines come first: one that has done its work, and said so, may still
+// be on its way out, closing what it held.
 func (c *leakCheck) check(t testing.TB) {
 	t.Helper()
 	if after := settledGoroutines(c.goroutines); after > c.goroutines {
