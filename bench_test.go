@@ -112,7 +112,7 @@ func BenchmarkRoundTripProcess(b *testing.B) {
 }
 
 func init() {
-	helpers["echo-tokens"] = func() int {
+	register("echo-tokens", func() int {
 		in, err := tokenpipe.FromEnv("TOKENPIPE_BENCH_IN")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -125,11 +125,11 @@ func init() {
 		}
 		echoTokens(in, out)
 		return 0
-	}
-	helpers["echo-bytes"] = func() int {
+	})
+	register("echo-bytes", func() int {
 		echoBytes(os.Stdin, os.Stdout)
 		return 0
-	}
+	})
 }
 
 // pingPongTokens is the measured loop of the round trips: a token out on

@@ -5,7 +5,6 @@ package tokenpipe_test
 import (
 	"io"
 	"os/exec"
-	"runtime"
 	"testing"
 	"time"
 
@@ -14,8 +13,8 @@ import (
 
 // The watch sees a child exit, and leaves it for cmd.Wait to reap.
 func TestExitWatch(t *testing.T) {
-	fds, goroutines := tokenpipe.OpenHandles(t), runtime.NumGoroutine()
-	cmd := helperCommand(t, "hold")
+	leaks := watchEveryDescriptor(t)
+	cmd := helperCommand(t, "live-until-stdin-closes")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +68,7 @@ func TestExitWatch(t *testing.T) {
 	}
 
 	// A watch closed before the child exits stops.
-	cmd = helperCommand(t, "hold")
+	cmd = helperCommand(t, "live-until-stdin-closes")
 	stdin, _ = cmd.StdinPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -81,22 +80,5 @@ func TestExitWatch(t *testing.T) {
 	w.Close()
 	stdin.Close()
 	cmd.Wait()
-	if after := tokenpipe.OpenHandles(t); after != fds {
-		t.Errorf("open descriptors went from %d to %d", fds, after)
-	}
-	if after := settledGoroutines(goroutines); after > goroutines {
-		t.Errorf("goroutines went from %d to %d", goroutines, after)
-	}
-}
-
-// settledGoroutines counts goroutines, giving those that have finished their
-// work (and said so) up to hangGuard to return.
-func settledGoroutines(want int) int {
-	deadline := time.Now().Add(hangGuard)
-	n := runtime.NumGoroutine()
-	for n > want && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-		n = runtime.NumGoroutine()
-	}
-	return n
+	leaks.check(t)
 }

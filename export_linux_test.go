@@ -1,5 +1,11 @@
 package tokenpipe
 
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
 // SetReceiveHook makes the sd_notify listener call f for each datagram it
 // receives, before it handles it, until restore is called. Set it before the
 // listener starts and restore it after the listener has closed.
@@ -11,3 +17,13 @@ func SetReceiveHook(f func()) (restore func()) {
 // Stopping returns a channel that is closed once the listener has begun to
 // close or drain.
 func (n *NotifyListener) Stopping() <-chan struct{} { return n.l.stop }
+
+// PipeCapacity returns how many bytes the pipe behind e holds unread.
+func PipeCapacity(t testing.TB, e *TokenPipeEnd) int {
+	t.Helper()
+	n, err := unix.FcntlInt(OSHandle(t, e), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		t.Fatalf("fcntl(F_GETPIPE_SZ): %v", err)
+	}
+	return n
+}

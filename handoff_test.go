@@ -25,19 +25,9 @@ import (
 // endEnv is the variable the tests export ends under.
 const endEnv = "TOKENPIPE_TEST_END"
 
-// childEnd is FromEnv in a helper child, which exits 3 if it fails.
-func childEnd() *tokenpipe.TokenPipeEnd {
-	e, err := tokenpipe.FromEnv(endEnv)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "helper:", err)
-		os.Exit(3)
-	}
-	return e
-}
-
 func init() {
-	helpers["write-1-to-10"] = func() int {
-		w := childEnd()
+	register("write-1-to-10", func() int {
+		w := childEnd(endEnv)
 		for tok := range byte(10) {
 			if err := w.TokenWrite(tok + 1); err != nil {
 				fmt.Fprintln(os.Stderr, "helper:", err)
@@ -45,24 +35,25 @@ func init() {
 			}
 		}
 		return 0
-	}
+	})
 	// exit-silently takes its end and exits without a word, like a daemon
 	// that crashes during start-up.
-	helpers["exit-silently"] = func() int {
-		childEnd()
+	register("exit-silently", func() int {
+		childEnd(endEnv)
 		return 0
-	}
-	// hang takes its end and waits for its standard input to close.
-	helpers["hang"] = func() int {
-		w := childEnd()
+	})
+	// take-end-and-hang takes its end and waits for its standard input to
+	// close.
+	register("take-end-and-hang", func() int {
+		w := childEnd(endEnv)
 		io.Copy(io.Discard, os.Stdin)
 		runtime.KeepAlive(w)
 		return 0
-	}
+	})
 	// read-with-context checks that an inherited end honours a context, says
 	// so on standard output, then exits with the token the parent sends.
-	helpers["read-with-context"] = func() int {
-		r := childEnd()
+	register("read-with-context", func() int {
+		r := childEnd(endEnv)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 		defer cancel()
 		if tok, err := r.TokenReadContext(ctx); err != context.DeadlineExceeded {
@@ -76,15 +67,15 @@ func init() {
 			return 1
 		}
 		return int(tok)
-	}
+	})
 	// report-and-linger starts a grandchild that shares its standard input,
 	// reports ready, closes its end, and stays alive, as does the grandchild,
 	// until standard input closes.
-	helpers["report-and-linger"] = func() int {
-		w := childEnd()
+	register("report-and-linger", func() int {
+		w := childEnd(endEnv)
 		exe, _ := os.Executable()
 		grandchild := exec.Command(exe)
-		grandchild.Env = append(os.Environ(), helperEnv+"=hold")
+		grandchild.Env = append(os.Environ(), helperEnv+"=live-until-stdin-closes")
 		grandchild.Stdin, grandchild.Stderr = os.Stdin, os.Stderr
 		if err := grandchild.Start(); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
@@ -98,7 +89,7 @@ func init() {
 		io.Copy(io.Discard, os.Stdin)
 		grandchild.Wait()
 		return 0
-	}
+	})
 }
 
 // child is a started helper holding an exported end.
@@ -119,16 +110,13 @@ func startChild(t testing.TB, helper string, e *tokenpipe.TokenPipeEnd) *child {
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
+	reapAtEnd(t, c.cmd, os.Kill)
+	t.Cleanup(func() { c.stdin.Close() }) // before the kill: a helper may end by itself
 	err = c.cmd.Start()
 	e.Close() // whether or not Start worked
 	if err != nil {
 		t.Fatalf("starting %s: %v", helper, err)
 	}
-	t.Cleanup(func() {
-		c.stdin.Close()
-		c.cmd.Process.Kill()
-		c.cmd.Wait()
-	})
 	return c
 }
 
@@ -170,7 +158,7 @@ func TestChildDiesSilently(t *testing.T) {
 	})
 	t.Run("killed", func(t *testing.T) {
 		r, w := mustMake(t)
-		c := startChild(t, "hang", w)
+		c := startChild(t, "take-end-and-hang", w)
 		started, done := readAsync(func() (byte, error) { return readWithin(t, r, 5*time.Second) })
 		<-started
 		if err := c.cmd.Process.Kill(); err != nil {
@@ -185,7 +173,7 @@ func TestChildDiesSilently(t *testing.T) {
 // Reliability 3: a hanging child is a timeout, then end of stream once killed.
 func TestChildHangs(t *testing.T) {
 	r, w := mustMake(t)
-	c := startChild(t, "hang", w)
+	c := startChild(t, "take-end-and-hang", w)
 	if tok, err := readWithin(t, r, 50*time.Millisecond); err != context.DeadlineExceeded {
 		t.Fatalf("hanging child: got (%d, %v), want context.DeadlineExceeded", tok, err)
 	}
@@ -210,7 +198,7 @@ func TestParentWritesToChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Close()
-	defer c.Process.Kill()
+	reapAtEnd(t, c, os.Kill)
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if strings.TrimSpace(line) != "deadline honoured" {
 		t.Fatalf("child said %q (%v), want \"deadline honoured\"", line, err)
@@ -276,10 +264,72 @@ func TestNoEndLeaksToSiblingsOrGrandchildren(t *testing.T) {
 	}
 }
 
+// An end dropped after ExportTo, as by the one-liner
+// p.TakeWriteEnd().ExportTo(cmd, env), is not closed by the collector under
+// cmd, which needs it until Start: the child gets its end. (It was closed:
+// on Unix the child started with descriptor 3 closed; on Windows the handle
+// value in AdditionalInheritedHandles could have been reused by anything.)
+func TestExportedEndDroppedBeforeStart(t *testing.T) {
+	p, err := tokenpipe.Make()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.TakeReadEnd()
+	defer r.Close()
+	cmd := helperCommand(t, "write-1-to-10")
+	if err := p.TakeWriteEnd().ExportTo(cmd, endEnv); err != nil {
+		t.Fatal(err)
+	}
+	p = nil
+	for range 3 {
+		runtime.GC()
+	}
+	// Make a few pipes so that, on Windows, the freed handle value is reused.
+	for range 4 {
+		q, err := tokenpipe.Make()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer q.Close()
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("Start after dropping the exported end: %v", err)
+	}
+	reapAtEnd(t, cmd, os.Kill)
+	for want := byte(1); want <= 10; want++ {
+		if tok, err := readWithin(t, r, hangGuard); tok != want || err != nil {
+			cmd.Wait() // the child exits 3 when FromEnv fails
+			t.Fatalf("child started after its exported end was dropped and collected: got (%d, %v), want (%d, nil); child exit %d",
+				tok, err, want, cmd.ProcessState.ExitCode())
+		}
+	}
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("child exit %d", code)
+	}
+
+	// Once nothing holds the end, the collector closes it, as any dropped
+	// end; this test then leaves no descriptor for the collector to close
+	// while a later test counts them. On Unix cmd holds it, in ExtraFiles.
+	// On Windows only Close closes an exported end: cmd names its handle by
+	// value alone, so nothing could tell when cmd is done with it.
+	if runtime.GOOS == "windows" {
+		return
+	}
+	open := tokenpipe.OpenDescriptors(t).Pipes
+	cmd.ExtraFiles = nil
+	for deadline := time.Now().Add(hangGuard); tokenpipe.OpenDescriptors(t).Pipes >= open; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the dropped end was still open %v after cmd let go of it", hangGuard)
+		}
+		runtime.GC() // a state, polled: the collector signals nothing
+	}
+}
+
 // FromEnv takes an inherited end whole: not inheritable again, variable gone,
 // reads with a context and Close-unblocking work.
 func TestFromEnv(t *testing.T) {
-	h, w := tokenpipe.RawInheritablePipe(t)
+	h, w := tokenpipe.RawPipe(t, tokenpipe.ReadEnd)
 	t.Setenv(endEnv, strconv.FormatUint(uint64(h), 10))
 	r, err := tokenpipe.FromEnv(endEnv)
 	if err != nil {
@@ -400,6 +450,25 @@ func refused(t *testing.T, v string) error {
 		t.Errorf("FromEnv changed %s from %q to %q (set %v) although it refused it", endEnv, v, got, ok)
 	}
 	return err
+}
+
+// FromEnv refuses a number that an end of this process holds: two ends
+// would close it twice, the second time closing whatever reused it.
+func TestFromEnvRefusesOwnedEnd(t *testing.T) {
+	r, w := mustMake(t)
+	for _, e := range []*tokenpipe.TokenPipeEnd{r, w} {
+		v := strconv.FormatUint(uint64(tokenpipe.OSHandle(t, e)), 10)
+		err := refused(t, v)
+		if !strings.Contains(err.Error(), "another end of this process") {
+			t.Errorf("error %q does not say that an end of this process holds %s", err, v)
+		}
+	}
+	if err := w.TokenWrite(3); err != nil {
+		t.Fatalf("after the refusals: %v", err)
+	}
+	if tok, err := r.TokenRead(); tok != 3 || err != nil {
+		t.Fatalf("after the refusals: got (%d, %v), want (3, nil)", tok, err)
+	}
 }
 
 func TestExportToRefusesBadCalls(t *testing.T) {
@@ -550,7 +619,7 @@ func TestExportToSharedExtraFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		reapAtEnd(t, cmd, os.Kill)
 	}
 	for i, r := range readEnds {
 		for want := byte(1); want <= 10; want++ {
@@ -560,6 +629,64 @@ func TestExportToSharedExtraFiles(t *testing.T) {
 		}
 		if tok, err := readWithin(t, r, hangGuard); err != io.EOF {
 			t.Fatalf("child %d: after its last token got (%d, %v), want io.EOF", i, tok, err)
+		}
+	}
+}
+
+// ExportTo ends the reads under way with ErrExported before it hands the end
+// over: no read in the parent takes a token meant for the child, none is
+// left in a system call that Close cannot end, and Close does not hang. (It
+// did, in about 3% of rounds, when a reader retried on the descriptor that
+// ExportTo had made blocking.)
+func TestExportToEndsReadsUnderWay(t *testing.T) {
+	for round := range 200 {
+		r, w := mustMake(t)
+		_, plain := readAsync(func() (byte, error) { return r.TokenReadContext(context.Background()) })
+		timeout := time.Duration(round%4) * time.Millisecond
+		_, timed := readAsync(func() (byte, error) { return readWithin(t, r, timeout) })
+		if err := r.ExportTo(exec.Command("x"), endEnv); err != nil {
+			t.Fatalf("round %d: ExportTo: %v", round, err)
+		}
+		// This token is the child's: no reader here may take it.
+		if err := w.TokenWrite(1); err != nil {
+			t.Fatal(err)
+		}
+		if res := await(t, plain, "read beside ExportTo"); !errors.Is(res.err, tokenpipe.ErrExported) {
+			t.Fatalf("round %d: read beside ExportTo got (%d, %v), want ErrExported", round, res.tok, res.err)
+		}
+		if res := await(t, timed, "read with a deadline beside ExportTo"); !errors.Is(res.err, tokenpipe.ErrExported) && res.err != context.DeadlineExceeded {
+			t.Fatalf("round %d: read with a deadline beside ExportTo got (%d, %v), want ErrExported or DeadlineExceeded", round, res.tok, res.err)
+		}
+		closeWithin(t, r)
+	}
+}
+
+// closeWithin closes e, failing the test if Close hangs.
+func closeWithin(t *testing.T, e *tokenpipe.TokenPipeEnd) {
+	t.Helper()
+	closed := make(chan error, 1)
+	go func() { closed <- e.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(hangGuard):
+		t.Fatalf("Close still blocked after %v", hangGuard)
+	}
+}
+
+// ExportTo and Close racing on one end: ExportTo either hands the end over
+// or says it is closed, and never goes on to change a descriptor that Close
+// has closed (and that may have been reused).
+func TestExportToRacingClose(t *testing.T) {
+	for range 200 {
+		r, _ := mustMake(t)
+		exported := make(chan error, 1)
+		go func() { exported <- r.ExportTo(exec.Command("x"), endEnv) }()
+		closeWithin(t, r)
+		if err := <-exported; err != nil && !errors.Is(err, os.ErrClosed) {
+			t.Fatalf("ExportTo racing Close: got %v, want nil or os.ErrClosed", err)
 		}
 	}
 }

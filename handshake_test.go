@@ -42,27 +42,18 @@ var messages = map[string]struct{ send, want string }{
 	"long 3-byte": {strings.Repeat("€", 2000), strings.Repeat("€", 1365)},
 }
 
-// helperExit reports a helper's failure on standard error and returns code.
-func helperExit(code int, err error) int {
-	fmt.Fprintln(os.Stderr, "helper:", err)
-	return code
-}
-
-// holdStdin blocks until standard input closes: the test holds the other end.
-func holdStdin() { io.Copy(io.Discard, os.Stdin) }
-
 func init() {
-	// hs-ready reports ready with messages[arg] and stays up.
-	helpers["hs-ready"] = func() int {
+	// report-ready reports ready with messages[arg] and stays up.
+	register("report-ready", func() int {
 		if err := tokenpipe.Ready(readyEnv, messages[os.Args[1]].send); err != nil {
 			return helperExit(3, err)
 		}
 		holdStdin()
 		return 0
-	}
-	// hs-fail reports failure with messages[arg] as the reason ("nil": no
-	// reason) and exits 1.
-	helpers["hs-fail"] = func() int {
+	})
+	// report-failure reports failure with messages[arg] as the reason ("nil":
+	// no reason) and exits 1.
+	register("report-failure", func() int {
 		var reason error
 		if os.Args[1] != "nil" {
 			reason = errors.New(messages[os.Args[1]].send)
@@ -71,13 +62,13 @@ func init() {
 			return helperExit(3, err)
 		}
 		return 1
-	}
-	// hs-raw writes token arg1 and the bytes of arg2 with the low-level API,
-	// (no token if arg1 is empty), then does arg3: "exit" exits 4, "hang"
-	// waits for standard input to close, "close-hang" closes the end first,
-	// "die" kills itself.
-	helpers["hs-raw"] = func() int {
-		e := childEndNamed(readyEnv)
+	})
+	// write-raw-report writes token arg1 and the bytes of arg2 with the
+	// low-level API, (no token if arg1 is empty), then does arg3: "exit" exits
+	// 4, "hang" waits for standard input to close, "close-hang" closes the end
+	// first, "die" kills itself.
+	register("write-raw-report", func() int {
+		e := childEnd(readyEnv)
 		if os.Args[1] != "" {
 			tok, _ := strconv.Atoi(os.Args[1])
 			if err := e.TokenWrite(byte(tok)); err != nil {
@@ -100,12 +91,13 @@ func init() {
 			fmt.Println("written and closed")
 			holdStdin()
 		}
-		runtimeKeepAlive(e)
+		runtime.KeepAlive(e)
 		return 4
-	}
-	// hs-forever writes token arg1 and then 'a' until the pipe breaks.
-	helpers["hs-forever"] = func() int {
-		e := childEndNamed(readyEnv)
+	})
+	// write-report-forever writes token arg1 and then 'a' until the pipe
+	// breaks.
+	register("write-report-forever", func() int {
+		e := childEnd(readyEnv)
 		tok, _ := strconv.Atoi(os.Args[1])
 		err := e.TokenWrite(byte(tok))
 		for err == nil {
@@ -115,36 +107,31 @@ func init() {
 			return helperExit(3, err)
 		}
 		return 0
-	}
-	// hs-exit exits with code arg without a report (the end is inherited
-	// and closes with it).
-	helpers["hs-exit"] = func() int {
+	})
+	// exit-without-report exits with code arg without a report (the end is
+	// inherited and closes with it).
+	register("exit-without-report", func() int {
 		code, _ := strconv.Atoi(os.Args[1])
 		return code
-	}
-	// hs-exit-at-eof says "running" on standard output, then exits with
-	// code arg, without a report, once its standard input closes.
-	helpers["hs-exit-at-eof"] = func() int {
+	})
+	// exit-without-report-at-stdin-eof says "running" on standard output, then
+	// exits with code arg, without a report, once its standard input closes.
+	register("exit-without-report-at-stdin-eof", func() int {
 		code, _ := strconv.Atoi(os.Args[1])
 		fmt.Println("running")
 		holdStdin()
 		return code
-	}
-	// hs-kill-self dies by SIGKILL (Unix) or TerminateProcess (Windows).
-	helpers["hs-kill-self"] = func() int {
+	})
+	// kill-self dies by SIGKILL (Unix) or TerminateProcess (Windows).
+	register("kill-self", func() int {
 		killSelf()
 		return 0
-	}
-	// hs-hang never reports; it lives until its standard input closes.
-	helpers["hs-hang"] = func() int {
-		holdStdin()
-		return 0
-	}
-	// hs-double-fork hands its end to a grandchild that does arg (see
-	// hs-grandchild), and exits 0 at once without waiting for it.
-	helpers["hs-double-fork"] = func() int {
-		e := childEndNamed(readyEnv)
-		gc, err := newHelperCommand("hs-grandchild", os.Args[1])
+	})
+	// hand-end-to-grandchild hands its end to a grandchild that does arg (see
+	// report-from-grandchild), and exits 0 at once without waiting for it.
+	register("hand-end-to-grandchild", func() int {
+		e := childEnd(readyEnv)
+		gc, err := newHelperCommand("report-from-grandchild", os.Args[1])
 		if err != nil {
 			return helperExit(3, err)
 		}
@@ -159,8 +146,8 @@ func init() {
 		}
 		gc.Process.Release()
 		return 0
-	}
-	helpers["hs-grandchild"] = func() int {
+	})
+	register("report-from-grandchild", func() int {
 		switch os.Args[1] {
 		case "ready":
 			if err := tokenpipe.Ready(readyEnv, "from the grandchild"); err != nil {
@@ -174,12 +161,13 @@ func init() {
 			}
 		}
 		return 5
-	}
-	// hs-stdout-holder leaves behind a grandchild that holds its standard
-	// output (but not the end) until standard input closes, and exits 3.
-	helpers["hs-stdout-holder"] = func() int {
-		e := childEndNamed(readyEnv) // not inheritable any more: gone with us
-		gc, err := newHelperCommand("hold")
+	})
+	// leave-grandchild-holding-stdout leaves behind a grandchild that holds its
+	// standard output (but not the end) until standard input closes, and exits
+	// 3.
+	register("leave-grandchild-holding-stdout", func() int {
+		e := childEnd(readyEnv) // not inheritable any more: gone with us
+		gc, err := newHelperCommand("live-until-stdin-closes")
 		if err != nil {
 			return helperExit(3, err)
 		}
@@ -188,12 +176,12 @@ func init() {
 			return helperExit(3, err)
 		}
 		gc.Process.Release()
-		runtimeKeepAlive(e)
+		runtime.KeepAlive(e)
 		return 3
-	}
-	// hs-race calls Ready and Fail at once: exactly one may report, the
-	// other must get ErrAlreadyReported. It exits 0 if so.
-	helpers["hs-race"] = func() int {
+	})
+	// ready-and-fail-at-once calls Ready and Fail at once: exactly one may
+	// report, the other must get ErrAlreadyReported. It exits 0 if so.
+	register("ready-and-fail-at-once", func() int {
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
 		wg.Go(func() { errs[0] = tokenpipe.Ready(readyEnv, "ready won") })
@@ -208,10 +196,10 @@ func init() {
 			}
 		}
 		return 0
-	}
-	// hs-caller-setup writes "extra" to the file named by arg, and reports
+	})
+	// check-caller-setup writes "extra" to the file named by arg, and reports
 	// ready with whether the caller's process attributes took effect.
-	helpers["hs-caller-setup"] = func() int {
+	register("check-caller-setup", func() int {
 		n, _ := strconv.ParseUint(os.Args[1], 10, 64)
 		f := os.NewFile(uintptr(n), "extra")
 		if _, err := f.WriteString("extra"); err != nil {
@@ -222,9 +210,10 @@ func init() {
 			return helperExit(3, err)
 		}
 		return 0
-	}
-	// hs-twice reports ready, then checks that later reports are refused.
-	helpers["hs-twice"] = func() int {
+	})
+	// report-ready-twice reports ready, then checks that later reports are
+	// refused.
+	register("report-ready-twice", func() int {
 		if err := tokenpipe.Ready(readyEnv, "first"); err != nil {
 			return helperExit(3, err)
 		}
@@ -234,27 +223,8 @@ func init() {
 			}
 		}
 		return 0
-	}
+	})
 }
-
-// freshReports lets the test call Ready and Fail in-process as a new process
-// would, and again for the tests after it.
-func freshReports(t *testing.T) {
-	tokenpipe.ResetReports()
-	t.Cleanup(tokenpipe.ResetReports)
-}
-
-// childEndNamed is FromEnv(env) in a helper child, which exits 3 if it fails.
-func childEndNamed(env string) *tokenpipe.TokenPipeEnd {
-	e, err := tokenpipe.FromEnv(env)
-	if err != nil {
-		os.Exit(helperExit(3, err))
-	}
-	return e
-}
-
-// runtimeKeepAlive keeps e, and so the end, open until here.
-func runtimeKeepAlive(e *tokenpipe.TokenPipeEnd) { runtime.KeepAlive(e) }
 
 // killSelf ends the process as Kill would from outside.
 func killSelf() {
@@ -263,23 +233,23 @@ func killSelf() {
 	holdStdin() // not reached
 }
 
-// hsCommand returns a helper command for StartAndWait whose standard input
-// the test holds, so that helpers that wait for it stay up; the helper is
-// killed and reaped at the end of the test if it still runs.
-func hsCommand(t *testing.T, helper string, args ...string) (*exec.Cmd, io.WriteCloser) {
+// handshakeCommand returns a helper command for StartAndWait whose standard
+// input the test holds, so that helpers that wait for it stay up; at the end of
+// the test the standard input closes, and the helper is killed and reaped if it
+// still runs. The standard input is a pipe of the test's, not StdinPipe's:
+// cmd.Wait closes that one, inside StartAndWait where the child does not report
+// ready, and a leak check around StartAndWait (watchLeaks) would see its pipe
+// come before and go within.
+func handshakeCommand(t *testing.T, helper string, args ...string) (*exec.Cmd, io.WriteCloser) {
 	t.Helper()
 	cmd := helperCommand(t, helper, args...)
-	stdin, err := cmd.StdinPipe()
+	stdinR, stdin, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		stdin.Close()
-		if cmd.Process != nil && cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
+	cmd.Stdin = stdinR
+	reapAtEnd(t, cmd, os.Kill)
+	t.Cleanup(func() { stdin.Close(); stdinR.Close() }) // before the kill: a helper may end by itself
 	return cmd, stdin
 }
 
@@ -307,46 +277,63 @@ func startAndWait(cmd *exec.Cmd) (string, error) {
 	return tokenpipe.StartAndWait(ctx, cmd, readyEnv)
 }
 
-// cancelWhenWritten runs StartAndWait on an hs-raw command and cancels its
-// context once the helper says, on standard output, that it has written (and
-// maybe closed) its end.
+// cancelWhenWritten runs StartAndWait on an write-raw-report command and
+// cancels its context once the helper says, on standard output, that it has
+// written (and maybe closed) its end.
 func cancelWhenWritten(t *testing.T, cmd *exec.Cmd) (string, error) {
+	t.Helper()
+	_, cancel, done := startAndWaitUntilLine(t, cmd)
+	r := cancelAndAwait(t, cancel, done)
+	return r.msg, r.err
+}
+
+// startAndWaitUntilLine runs StartAndWait on cmd in a goroutine, with a
+// context that cancel ends, and returns once the helper has written a line
+// to its standard output: the line, or what came before the helper ended
+// without one, which the result then shows.
+func startAndWaitUntilLine(t *testing.T, cmd *exec.Cmd) (line string, cancel context.CancelFunc, done <-chan started) {
 	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := goStartAndWait(ctx, cmd)
-	// Ends with an error if the helper dies first, which the result shows.
-	bufio.NewReader(stdout).ReadString('\n')
+	t.Cleanup(cancel)
+	done = goStartAndWait(ctx, cmd)
+	line, _ = bufio.NewReader(stdout).ReadString('\n')
+	return line, cancel, done
+}
+
+// cancelAndAwait ends StartAndWait's context and returns its result, which
+// must come within hangGuard.
+func cancelAndAwait(t *testing.T, cancel context.CancelFunc, done <-chan started) started {
+	t.Helper()
 	cancel()
 	select {
 	case r := <-done:
-		return r.msg, r.err
+		return r
 	case <-time.After(hangGuard):
-		t.Fatalf("StartAndWait still blocked %v after its context was cancelled", hangGuard)
-		return "", nil
+		t.Fatalf("StartAndWait still running %v after its context ended", hangGuard)
+		return started{}
 	}
 }
 
-// noLeaks runs f and checks that it left no pipe and no goroutine behind.
-func noLeaks(t *testing.T, f func()) {
-	t.Helper()
-	pipes, goroutines := tokenpipe.OpenPipes(t), runtime.NumGoroutine()
-	f()
-	if got := tokenpipe.OpenPipes(t); got != pipes {
-		t.Errorf("%d pipes open before, %d after", pipes, got)
+// resultBeforeGoOn says whether StartAndWait's result came before the
+// helper was told, by letGo, to write the rest of its report: a verdict no
+// timing can fake, as a correct StartAndWait cannot have all of a report
+// that is not written yet. It waits a second for the result first; that
+// only lets a correct StartAndWait go on.
+func resultBeforeGoOn(done <-chan started, letGo func()) (r started, early bool) {
+	select {
+	case r = <-done:
+		early = true
+	case <-time.After(time.Second):
 	}
-	// A joined goroutine may still be on its way out after it signalled.
-	deadline := time.Now().Add(hangGuard)
-	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+	letGo()
+	if !early {
+		r = <-done
 	}
-	if got := runtime.NumGoroutine(); got > goroutines {
-		t.Errorf("%d goroutines before, %d after", goroutines, got)
-	}
+	return r, early
 }
 
 // reaped checks that StartAndWait waited for the child.
@@ -361,7 +348,7 @@ func reaped(t *testing.T, cmd *exec.Cmd) {
 func TestStartAndWaitReady(t *testing.T) {
 	for name, m := range messages {
 		t.Run(name, func(t *testing.T) {
-			cmd, stdin := hsCommand(t, "hs-ready", name)
+			cmd, stdin := handshakeCommand(t, "report-ready", name)
 			msg, err := startAndWait(cmd)
 			if err != nil || msg != m.want {
 				t.Fatalf("got (%q, %v), want (%q, nil)", msg, err, m.want)
@@ -389,13 +376,10 @@ func TestStartAndWaitFailed(t *testing.T) {
 }
 
 func testFailed(t *testing.T, name, want string) {
-	var cmd *exec.Cmd
-	var msg string
-	var err error
-	noLeaks(t, func() {
-		cmd, _ = hsCommand(t, "hs-fail", name)
-		msg, err = startAndWait(cmd)
-	})
+	cmd, _ := handshakeCommand(t, "report-failure", name)
+	leaks := watchLeaks(t)
+	msg, err := startAndWait(cmd)
+	leaks.check(t)
 	if !errors.Is(err, tokenpipe.ErrChildFailed) || msg != want {
 		t.Fatalf("got (%q, %v), want (%q, ErrChildFailed)", msg, err, want)
 	}
@@ -427,7 +411,7 @@ func TestStartAndWaitRawTokens(t *testing.T) {
 		{"failure reason with newlines", "0", "a\nb\n", "exit", tokenpipe.ErrChildFailed, "a b ", "child reported failure: a b "},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cmd, _ := hsCommand(t, "hs-raw", c.tok, c.text, c.then)
+			cmd, _ := handshakeCommand(t, "write-raw-report", c.tok, c.text, c.then)
 			msg, err := startAndWait(cmd)
 			if !errors.Is(err, c.want) || (c.want == nil && err != nil) || msg != c.wantMsg {
 				t.Fatalf("got (%q, %v), want (%q, %v)", msg, err, c.wantMsg, c.want)
@@ -481,17 +465,15 @@ func TestStartAndWaitExited(t *testing.T) {
 	for _, c := range []struct {
 		helper, arg, status string
 	}{
-		{"hs-exit", "3", "exit status 3"},
-		{"hs-exit", "0", "exit status 0"},
-		{"hs-kill-self", "", killed},
+		{"exit-without-report", "3", "exit status 3"},
+		{"exit-without-report", "0", "exit status 0"},
+		{"kill-self", "", killed},
 	} {
-		t.Run(c.helper+c.arg, func(t *testing.T) {
-			var cmd *exec.Cmd
-			var err error
-			noLeaks(t, func() {
-				cmd, _ = hsCommand(t, c.helper, c.arg)
-				_, err = startAndWait(cmd)
-			})
+		t.Run(strings.TrimSpace(c.helper+" "+c.arg), func(t *testing.T) {
+			cmd, _ := handshakeCommand(t, c.helper, c.arg)
+			leaks := watchLeaks(t)
+			_, err := startAndWait(cmd)
+			leaks.check(t)
 			if !errors.Is(err, tokenpipe.ErrChildExited) || !strings.HasSuffix(err.Error(), "child exited without a report: "+c.status) {
 				t.Fatalf("got %v, want ErrChildExited ending in %q", err, c.status)
 			}
@@ -504,14 +486,12 @@ func TestStartAndWaitExited(t *testing.T) {
 // still coming.
 func TestStartAndWaitContextEnds(t *testing.T) {
 	t.Run("no report", func(t *testing.T) {
-		var cmd *exec.Cmd
-		var err error
-		noLeaks(t, func() {
-			cmd, _ = hsCommand(t, "hs-hang")
-			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-			defer cancel()
-			_, err = tokenpipe.StartAndWait(ctx, cmd, readyEnv)
-		})
+		cmd, _ := handshakeCommand(t, "live-until-stdin-closes")
+		leaks := watchLeaks(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		_, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+		leaks.check(t)
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("got %v, want context.DeadlineExceeded", err)
 		}
@@ -521,13 +501,10 @@ func TestStartAndWaitContextEnds(t *testing.T) {
 		}
 	})
 	t.Run("failure reason, end still open", func(t *testing.T) {
-		var cmd *exec.Cmd
-		var msg string
-		var err error
-		noLeaks(t, func() {
-			cmd, _ = hsCommand(t, "hs-raw", "0", "partial", "hang")
-			msg, err = cancelWhenWritten(t, cmd)
-		})
+		cmd, _ := handshakeCommand(t, "write-raw-report", "0", "partial", "hang")
+		leaks := watchLeaks(t)
+		msg, err := cancelWhenWritten(t, cmd)
+		leaks.check(t)
 		if !errors.Is(err, context.Canceled) || !errors.Is(err, tokenpipe.ErrChildFailed) || msg != "partial" {
 			t.Fatalf("got (%q, %v), want (\"partial\", ErrChildFailed and context.Canceled)", msg, err)
 		}
@@ -541,7 +518,7 @@ func TestStartAndWaitContextEnds(t *testing.T) {
 	// server`) is ready when ctx ends, with the part of the message that
 	// came, and is not killed.
 	t.Run("message without its newline", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-raw", "1", "partial", "hang")
+		cmd, _ := handshakeCommand(t, "write-raw-report", "1", "partial", "hang")
 		msg, err := cancelWhenWritten(t, cmd)
 		if err != nil || msg != "partial" {
 			t.Fatalf("got (%q, %v), want (\"partial\", nil)", msg, err)
@@ -551,9 +528,9 @@ func TestStartAndWaitContextEnds(t *testing.T) {
 		}
 	})
 	t.Run("ended before the call", func(t *testing.T) {
-		// Not hsCommand: the pipe StdinPipe makes stays open in a Cmd that
-		// is never started, as documented.
-		cmd := helperCommand(t, "hs-ready", "plain")
+		// Not handshakeCommand: the pipe StdinPipe makes stays open in a Cmd
+		// that is never started, as documented.
+		cmd := helperCommand(t, "report-ready", "plain")
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if _, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv); !errors.Is(err, context.Canceled) {
@@ -580,12 +557,10 @@ func TestStartAndWaitLingers(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for range 5 {
-				var cmd *exec.Cmd
-				var err error
-				noLeaks(t, func() {
-					cmd, _ = hsCommand(t, "hs-raw", c.args...)
-					_, err = cancelWhenWritten(t, cmd)
-				})
+				cmd, _ := handshakeCommand(t, "write-raw-report", c.args...)
+				leaks := watchLeaks(t)
+				_, err := cancelWhenWritten(t, cmd)
+				leaks.check(t)
 				if !errors.Is(err, context.Canceled) || !errors.Is(err, c.want) {
 					t.Fatalf("got %v, want %v and context.Canceled", err, c.want)
 				}
@@ -608,22 +583,10 @@ func TestStartAndWaitExitAsContextEnds(t *testing.T) {
 		killed = "exit status 1" // TerminateProcess's exit code, as os.Process.Kill uses it
 	}
 	for range 60 {
-		cmd, stdin := hsCommand(t, "hs-exit-at-eof", "3")
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := goStartAndWait(ctx, cmd)
-		bufio.NewReader(stdout).ReadString('\n') // running (or failed to start: the result says)
-		stdin.Close()                            // the child exits
-		cancel()
-		var r started
-		select {
-		case r = <-done:
-		case <-time.After(hangGuard):
-			t.Fatalf("StartAndWait still blocked %v after its context ended", hangGuard)
-		}
+		cmd, stdin := handshakeCommand(t, "exit-without-report-at-stdin-eof", "3")
+		_, cancel, done := startAndWaitUntilLine(t, cmd) // running (or failed to start: the result says)
+		stdin.Close()                                    // the child exits
+		r := cancelAndAwait(t, cancel, done)
 		reaped(t, cmd)
 		exited := errors.Is(r.err, tokenpipe.ErrChildExited) && !errors.Is(r.err, tokenpipe.ErrChildKilled) &&
 			!errors.Is(r.err, context.Canceled) && !strings.Contains(r.err.Error(), "context")
@@ -642,13 +605,74 @@ func TestStartAndWaitExitAsContextEnds(t *testing.T) {
 	}
 }
 
+func init() {
+	// trickle-report writes token arg1, says "written" on standard output, then
+	// writes 'x' every 15 ms until the pipe breaks: a child that never
+	// finishes its report.
+	register("trickle-report", func() int {
+		e := childEnd(readyEnv)
+		tok := byte(0)
+		if os.Args[1] == "1" {
+			tok = 1
+		}
+		if err := e.TokenWrite(tok); err != nil {
+			return helperExit(3, err)
+		}
+		os.Stdout.WriteString("written\n")
+		for e.TokenWrite('x') == nil {
+			time.Sleep(15 * time.Millisecond)
+		}
+		holdStdin()
+		return 0
+	})
+}
+
+// trickleAfterCancel cancels ctx once the helper has written its token and
+// reports how long StartAndWait took from then on; after hangGuard it kills
+// the child to get StartAndWait back, and says so.
+func trickleAfterCancel(t *testing.T, token string) (msg string, err error, hung bool) {
+	cmd, _ := handshakeCommand(t, "trickle-report", token)
+	line, cancel, done := startAndWaitUntilLine(t, cmd)
+	if line != "written\n" {
+		t.Fatalf("helper said %q", line)
+	}
+	cancel()
+	var r started
+	select {
+	case r = <-done:
+	case <-time.After(hangGuard):
+		hung = true
+		cmd.Process.Kill() // ends the trickle: end of stream
+		r = <-done
+	}
+	return r.msg, r.err, hung
+}
+
+// ctx is the caller's bound on StartAndWait: after it ends, only what the
+// pipe holds is read, without waiting, so a child that goes on writing a byte
+// every 15 ms cannot hold StartAndWait. (It could, for minutes: the drain
+// waited up to 100 ms for each byte, bounded per byte, never in total.)
+func TestStartAndWaitTrickleAfterCtx(t *testing.T) {
+	for _, token := range []string{"1", "0"} {
+		t.Run("token "+token, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			msg, err, hung := trickleAfterCancel(t, token)
+			if hung {
+				t.Errorf("StartAndWait had not returned %v after ctx ended (a child writing a byte every 15 ms); it returned %d bytes (err %v) once the child was killed", time.Since(start).Round(time.Second), len(msg), err != nil)
+			}
+		})
+	}
+}
+
 // Start fails: the error, wrapped; nothing left open.
 func TestStartAndWaitStartFails(t *testing.T) {
 	// Not t.TempDir: Wine fails to remove a directory a process was looked
 	// up in ("Invalid function").
 	cmd := exec.Command(filepath.Join(os.TempDir(), "tokenpipe-test-no-such-program", "daemon"))
-	var err error
-	noLeaks(t, func() { _, err = startAndWait(cmd) })
+	leaks := watchLeaks(t)
+	_, err := startAndWait(cmd)
+	leaks.check(t)
 	// Windows looks the name up first, to add ".exe", and finds nothing.
 	if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, exec.ErrNotFound) {
 		t.Fatalf("got %v, want an error matching fs.ErrNotExist or exec.ErrNotFound", err)
@@ -660,11 +684,11 @@ func TestStartAndWaitStartFails(t *testing.T) {
 
 // Bad arguments: os.ErrInvalid, nothing started.
 func TestStartAndWaitBadArguments(t *testing.T) {
-	started := helperCommand(t, "hs-exit", "0")
+	started := helperCommand(t, "exit-without-report", "0")
 	started.Process = new(os.Process) // as Start leaves it; never used
 	for name, call := range map[string]func() (*exec.Cmd, error){
 		"nil ctx": func() (*exec.Cmd, error) {
-			cmd := helperCommand(t, "hs-exit", "0")
+			cmd := helperCommand(t, "exit-without-report", "0")
 			//lint:ignore SA1012 a nil context is the bad input under test
 			_, err := tokenpipe.StartAndWait(nil, cmd, readyEnv)
 			return cmd, err
@@ -683,9 +707,9 @@ func TestStartAndWaitBadArguments(t *testing.T) {
 		"NOTIFY_SOCKET": badEnv(t, "NOTIFY_SOCKET"),
 	} {
 		t.Run(name, func(t *testing.T) {
-			var cmd *exec.Cmd
-			var err error
-			noLeaks(t, func() { cmd, err = call() })
+			leaks := watchLeaks(t)
+			cmd, err := call()
+			leaks.check(t)
 			if !errors.Is(err, os.ErrInvalid) {
 				t.Fatalf("got %v, want os.ErrInvalid", err)
 			}
@@ -698,7 +722,7 @@ func TestStartAndWaitBadArguments(t *testing.T) {
 
 func badEnv(t *testing.T, env string) func() (*exec.Cmd, error) {
 	return func() (*exec.Cmd, error) {
-		cmd := helperCommand(t, "hs-exit", "0")
+		cmd := helperCommand(t, "exit-without-report", "0")
 		_, err := tokenpipe.StartAndWait(context.Background(), cmd, env)
 		return cmd, err
 	}
@@ -708,7 +732,7 @@ func badEnv(t *testing.T, env string) func() (*exec.Cmd, error) {
 // its exit, is what counts.
 func TestStartAndWaitDoubleFork(t *testing.T) {
 	t.Run("grandchild ready", func(t *testing.T) {
-		cmd, stdin := hsCommand(t, "hs-double-fork", "ready")
+		cmd, stdin := handshakeCommand(t, "hand-end-to-grandchild", "ready")
 		defer stdin.Close() // ends the grandchild
 		msg, err := startAndWait(cmd)
 		if err != nil || msg != "from the grandchild" {
@@ -719,7 +743,7 @@ func TestStartAndWaitDoubleFork(t *testing.T) {
 		}
 	})
 	t.Run("grandchild fails", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-double-fork", "fail")
+		cmd, _ := handshakeCommand(t, "hand-end-to-grandchild", "fail")
 		msg, err := startAndWait(cmd)
 		if !errors.Is(err, tokenpipe.ErrChildFailed) || msg != "the grandchild failed" {
 			t.Fatalf("got (%q, %v), want the grandchild's failure", msg, err)
@@ -727,7 +751,7 @@ func TestStartAndWaitDoubleFork(t *testing.T) {
 		reaped(t, cmd)
 	})
 	t.Run("grandchild exits", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-double-fork", "exit")
+		cmd, _ := handshakeCommand(t, "hand-end-to-grandchild", "exit")
 		_, err := startAndWait(cmd)
 		// The status is the child's: it exited 0 after the fork.
 		if !errors.Is(err, tokenpipe.ErrChildExited) || !strings.HasSuffix(err.Error(), "exit status 0") {
@@ -742,7 +766,7 @@ func TestStartAndWaitDoubleFork(t *testing.T) {
 func TestStartAndWaitEndlessMessage(t *testing.T) {
 	want := strings.Repeat("a", 4096)
 	t.Run("ready", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-forever", "1")
+		cmd, _ := handshakeCommand(t, "write-report-forever", "1")
 		msg, err := startAndWait(cmd)
 		if err != nil || msg != want {
 			t.Fatalf("got (%d bytes, %v), want (4096 bytes, nil)", len(msg), err)
@@ -752,7 +776,7 @@ func TestStartAndWaitEndlessMessage(t *testing.T) {
 		}
 	})
 	t.Run("failed", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-forever", "0")
+		cmd, _ := handshakeCommand(t, "write-report-forever", "0")
 		msg, err := startAndWait(cmd)
 		if !errors.Is(err, tokenpipe.ErrChildFailed) || msg != want {
 			t.Fatalf("got (%d bytes, %v), want (4096 bytes, ErrChildFailed)", len(msg), err)
@@ -764,10 +788,74 @@ func TestStartAndWaitEndlessMessage(t *testing.T) {
 	})
 }
 
+func init() {
+	// ready-with-4096-byte-message writes exactly the bytes Ready writes for a
+	// message of 4096 bytes (token 1, 4096 'x', '\n'), but pauses before the
+	// '\n' until the test says "go" on standard input, as a preempted daemon
+	// would. It exits 0 if the '\n' went out, 7 if the pipe was broken.
+	register("ready-with-4096-byte-message", func() int {
+		e := childEnd(readyEnv)
+		if err := e.TokenWrite(1); err != nil {
+			return helperExit(3, err)
+		}
+		for i := 0; i < 4096; i++ {
+			if err := e.TokenWrite('x'); err != nil {
+				return helperExit(3, err)
+			}
+		}
+		os.Stdout.WriteString("written\n")
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		err := e.TokenWrite('\n')
+		e.Close()
+		if errors.Is(err, io.ErrClosedPipe) {
+			return helperExit(7, err)
+		}
+		if err != nil {
+			return helperExit(3, err)
+		}
+		return 0
+	})
+}
+
+// Ready writes token 1, up to 4096 bytes and '\n' (4098 bytes), but
+// StartAndWait stops reading after 4097 and closes the pipe: a daemon whose
+// Ready is preempted before its newline gets a broken pipe (Ready returns an
+// error; a C daemon writing the newline separately dies of SIGPIPE) although
+// the parent has just told the user it is ready.
+//
+// The timer below never decides the verdict: it only lets a correct
+// StartAndWait (which waits for the newline) go on; a StartAndWait that
+// returns before the newline was even written is wrong whenever it does.
+func TestStartAndWaitReadsNewlineAtLimit(t *testing.T) {
+	cmd, stdin := handshakeCommand(t, "ready-with-4096-byte-message")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	done := goStartAndWait(ctx, cmd)
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "written\n" {
+		t.Fatalf("helper: %q, %v", line, err)
+	}
+	r, returnedEarly := resultBeforeGoOn(done, func() { io.WriteString(stdin, "go\n") })
+	if r.err != nil || r.msg != strings.Repeat("x", 4096) {
+		t.Fatalf("StartAndWait: (%d bytes, %v), want the 4096-byte message", len(r.msg), r.err)
+	}
+	stdin.Close()
+	err = cmd.Wait()
+	if returnedEarly {
+		t.Errorf("StartAndWait returned ready and closed the pipe before the report's newline was written")
+	}
+	if err != nil {
+		t.Errorf("the daemon's newline after a %d-byte message failed (exit: %v): StartAndWait reads 1+4096 bytes, Ready writes 1+4096+1", 4096, err)
+	}
+}
+
 // A grandchild holding the child's output pipe cannot hang StartAndWait:
 // cmd.WaitDelay bounds cmd.Wait.
 func TestStartAndWaitOutputHeldByGrandchild(t *testing.T) {
-	cmd, _ := hsCommand(t, "hs-stdout-holder")
+	cmd, _ := handshakeCommand(t, "leave-grandchild-holding-stdout")
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	_, err := startAndWait(cmd)
@@ -780,7 +868,7 @@ func TestStartAndWaitOutputHeldByGrandchild(t *testing.T) {
 	}
 
 	// A WaitDelay the caller chose is kept.
-	cmd, _ = hsCommand(t, "hs-exit", "3")
+	cmd, _ = handshakeCommand(t, "exit-without-report", "3")
 	cmd.WaitDelay = time.Minute
 	startAndWait(cmd)
 	if cmd.WaitDelay != time.Minute {
@@ -791,7 +879,7 @@ func TestStartAndWaitOutputHeldByGrandchild(t *testing.T) {
 // Only one report goes out, however Ready and Fail are called.
 func TestOneReport(t *testing.T) {
 	t.Run("concurrent", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-race")
+		cmd, _ := handshakeCommand(t, "ready-and-fail-at-once")
 		msg, err := startAndWait(cmd)
 		switch {
 		case err == nil && msg == "ready won":
@@ -805,7 +893,7 @@ func TestOneReport(t *testing.T) {
 		}
 	})
 	t.Run("sequential", func(t *testing.T) {
-		cmd, _ := hsCommand(t, "hs-twice")
+		cmd, _ := handshakeCommand(t, "report-ready-twice")
 		msg, err := startAndWait(cmd)
 		if err != nil || msg != "first" {
 			t.Fatalf("got (%q, %v), want (\"first\", nil)", msg, err)
@@ -855,6 +943,31 @@ func TestReportNotExported(t *testing.T) {
 	}
 }
 
+// typedNilErr is the classic typed nil: a nil *typedNilErr in an error
+// interface is not a nil error, and its Error method dereferences.
+type typedNilErr struct{ s string }
+
+func (e *typedNilErr) Error() string { return e.s }
+
+// Fail calls reason.Error() before anything else, so a reason whose Error
+// panics (a typed nil is the usual one) panics in Fail, even in a daemon run by
+// hand with nothing exported, where Fail should just return ErrNotExported.
+// fmt recovers such panics ("<nil>" / "%!v(PANIC=...)"); Fail does not.
+func TestFailReasonPanics(t *testing.T) {
+	freshReports(t)
+	t.Setenv(readyEnv, "")
+	os.Unsetenv(readyEnv)
+	var reason *typedNilErr
+	defer func() {
+		if p := recover(); p != nil {
+			t.Fatalf("Fail panicked on a reason whose Error panics: %v", p)
+		}
+	}()
+	if err := tokenpipe.Fail(readyEnv, reason); !errors.Is(err, tokenpipe.ErrNotExported) {
+		t.Fatalf("got %v, want ErrNotExported", err)
+	}
+}
+
 // What the caller put in cmd (extra files or handles, process attributes,
 // environment) is kept beside the exported end.
 func TestStartAndWaitKeepsCallerSetup(t *testing.T) {
@@ -863,7 +976,7 @@ func TestStartAndWaitKeepsCallerSetup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	cmd := helperCommand(t, "hs-caller-setup")
+	cmd := helperCommand(t, "check-caller-setup")
 	value := callerSetup(t, cmd, w)
 	cmd.Args = append(cmd.Args, value)
 	attr := cmd.SysProcAttr

@@ -1,25 +1,28 @@
-package tokenpipe
+package tokenpipe_test
 
 import (
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
 	"testing"
 
+	"github.com/tokenpipe/tokenpipe"
 	"golang.org/x/sys/windows"
 )
 
-// OpenPipes counts the process's open pipe handles. GetProcessHandleCount
-// would count every handle, but Wine's returns 0, so this probes the small
-// handle values that Windows and Wine hand out first, as /dev/fd lists them
-// on Unix.
-func OpenPipes(t testing.TB) int {
-	t.Helper()
-	n := 0
-	for h := uintptr(4); h < 1<<14; h += 4 {
-		if _, err := handleInformation(h); err != nil {
-			continue
-		}
-		if ft, err := windows.GetFileType(windows.Handle(h)); err == nil && ft == windows.FILE_TYPE_PIPE {
-			n++
-		}
+// callerSetup does to cmd what a caller of StartAndWait might: an inherited
+// handle, which the child finds under the returned value, and creation flags
+// (a process group of its own).
+func callerSetup(t *testing.T, cmd *exec.Cmd, extra *os.File) string {
+	tokenpipe.SetInheritable(t, extra.Fd(), true)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		CreationFlags:              windows.CREATE_NEW_PROCESS_GROUP,
+		AdditionalInheritedHandles: []syscall.Handle{syscall.Handle(extra.Fd())},
 	}
-	return n
+	return strconv.FormatUint(uint64(extra.Fd()), 10)
 }
+
+// callerSetupSeen says, in the child, whether its attributes took effect;
+// Windows offers no simple way to ask for one's process group.
+func callerSetupSeen() bool { return true }

@@ -19,7 +19,10 @@ import (
 // blocking cannot make a read through the end sit in read(2), out of reach
 // of its context (nor, with raw system calls, hold its P).
 func TestFromEnvEndOwnsItsDescription(t *testing.T) {
-	parentR, parentW := blockingPipe(t)
+	// The parent's copies of a pipe as a shell hands one over: blocking.
+	w, readEnd := tokenpipe.RawPipe(t, tokenpipe.WriteEnd)
+	parentR, parentW := int(readEnd.Fd()), int(w)
+	defer unix.Close(parentW)
 	r, inherited := fromEnvCopy(t, parentR)
 	defer r.Close()
 	if nonblocking(t, parentR) {
@@ -102,18 +105,6 @@ func fromEnvCopy(t *testing.T, parent int) (*tokenpipe.TokenPipeEnd, int) {
 		t.Fatal(err)
 	}
 	return e, inherited
-}
-
-// blockingPipe makes a pipe as a shell would hand it over: blocking, and
-// here close-on-exec, closed after the test.
-func blockingPipe(t *testing.T) (r, w int) {
-	t.Helper()
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
-	return p[0], p[1]
 }
 
 func nonblocking(t *testing.T, fd int) bool {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,14 +145,68 @@ func TestNotifyListenerRedis(t *testing.T) {
 // send sends one datagram to addr, with the given control message.
 func send(t *testing.T, addr string, msg, oob []byte) {
 	t.Helper()
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Sendmsg(fd, msg, oob, &unix.SockaddrUnix{Name: addr}, 0); err != nil {
+	if err := sendDatagram(addr, msg, oob); err != nil {
 		t.Fatalf("sendmsg (%d bytes, %d bytes of control): %v", len(msg), len(oob), err)
 	}
+}
+
+// sendDatagram sends msg to the datagram socket at addr, a path or an
+// @abstract name, from a socket of its own, with oob as its control message.
+func sendDatagram(addr string, msg, oob []byte) error {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Sendmsg(fd, msg, oob, &unix.SockaddrUnix{Name: addr}, 0)
+}
+
+// scmMaxFD is the most descriptors Linux lets one datagram carry
+// (SCM_MAX_FD).
+const scmMaxFD = 253
+
+// devNullRights opens the null device, for as long as the process lives, and
+// returns a control message that passes it scmMaxFD times: as many
+// descriptors as one datagram can carry.
+func devNullRights() ([]byte, error) {
+	null, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	fds := make([]int, scmMaxFD)
+	for i := range fds {
+		fds[i] = null
+	}
+	return unix.UnixRights(fds...), nil
+}
+
+// dialLingering connects to addr, whose peer never reads, fills the
+// connection until it takes no more, and sets SO_LINGER to linger seconds,
+// so that the socket's last close blocks that long, or until the peer
+// reads; fd is the connection's descriptor, conn's until conn closes.
+func dialLingering(addr string, linger int) (conn *net.TCPConn, fd int, err error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, -1, err
+	}
+	conn = c.(*net.TCPConn)
+	rc, err := conn.SyscallConn()
+	if err == nil {
+		err = conn.SetLinger(linger)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, -1, err
+	}
+	rc.Control(func(s uintptr) {
+		fd = int(s)
+		for buf := make([]byte, 64<<10); ; {
+			if _, err := unix.Write(fd, buf); err != nil {
+				break // EAGAIN: full
+			}
+		}
+	})
+	return conn, fd, nil
 }
 
 // Datagrams that are too long, hold a NUL byte or carry another user's
@@ -194,11 +247,11 @@ func TestNotifyListenerErrno(t *testing.T) {
 // and when it carried the most descriptors Linux allows (253).
 func TestNotifyListenerClosesReceivedDescriptors(t *testing.T) {
 	l := listen(t)
-	before := tokenpipe.OpenHandles(t)
+	leaks := watchEveryDescriptor(t)
 	for _, tc := range []struct {
 		msg string
 		n   int
-	}{{"BARRIER=1", 1}, {strings.Repeat("x", 5000), 1}, {"STATUS=many", 253}} {
+	}{{"BARRIER=1", 1}, {strings.Repeat("x", 5000), 1}, {"STATUS=many", scmMaxFD}} {
 		readEnds, writeEnds := make([]*os.File, tc.n), make([]*os.File, tc.n)
 		writeFds := make([]int, tc.n)
 		for i := range tc.n {
@@ -221,9 +274,7 @@ func TestNotifyListenerClosesReceivedDescriptors(t *testing.T) {
 	}
 	send(t, l.Addr(), []byte("READY=1"), nil)
 	awaitDecision(t, l)
-	if after := tokenpipe.OpenHandles(t); after != before {
-		t.Fatalf("open descriptors went from %d to %d", before, after)
-	}
+	leaks.check(t)
 }
 
 // A flood of datagrams neither stops the listener nor grows it; the report
@@ -264,62 +315,299 @@ func TestNotifyListenerCloseLeavesNothing(t *testing.T) {
 		}
 	}
 	cycle()
-	fds, goroutines := tokenpipe.OpenHandles(t), runtime.NumGoroutine()
+	leaks := watchEveryDescriptor(t)
 	for range 200 {
 		cycle()
 	}
-	if after := tokenpipe.OpenHandles(t); after != fds {
-		t.Errorf("open descriptors went from %d to %d", fds, after)
+	leaks.check(t)
+}
+
+// After drain, whatever was sent before it has been read: a decision sent
+// before is there at once, and without one there is none.
+func TestNotifyListenerDrain(t *testing.T) {
+	for _, decisive := range []bool{false, true} {
+		l := listen(t)
+		for i := range 50 {
+			send(t, l.Addr(), []byte(fmt.Sprintf("STATUS=%d", i)), nil)
+		}
+		if decisive {
+			send(t, l.Addr(), []byte("READY=1"), nil)
+		}
+		l.Drain()
+		r, ok := l.Decided()
+		if ok != decisive || (ok && (!r.Ready || r.Status != "49")) {
+			t.Fatalf("sent READY=1: %v; after drain got (%+v, %v)", decisive, r, ok)
+		}
 	}
-	if after := settledGoroutines(goroutines); after > goroutines {
-		t.Errorf("goroutines went from %d to %d", goroutines, after)
+}
+
+// A child run as another user (a root launcher starting a daemon as an
+// unprivileged user) can reach the socket, as under start-stop-daemon
+// --chuid, and its datagrams count; a third user's do not.
+func TestNotifyListenerChildUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("not root: cannot start a child as another user, nor send with another user's credentials")
+	}
+	const child, other = 65534, 65533
+	l := listenFor(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: child, Gid: child}})
+	for _, path := range []string{filepath.Dir(l.Addr()), l.Addr()} {
+		var st unix.Stat_t
+		if err := unix.Lstat(path, &st); err != nil || st.Uid != child || st.Gid != child {
+			t.Fatalf("%s: owner %d:%d (%v), want the child's %d:%d", path, st.Uid, st.Gid, err, child, child)
+		}
+	}
+	claim := func(uid uint32) []byte {
+		return unix.UnixCredentials(&unix.Ucred{Pid: int32(os.Getpid()), Uid: uid, Gid: uid})
+	}
+	send(t, l.Addr(), []byte("STATUS=other user\nREADY=1"), claim(other))
+	send(t, l.Addr(), []byte("STATUS=child\nERRNO=5"), claim(child))
+	if r := awaitDecision(t, l); r.Ready || r.Errno != 5 || r.Status != "child" {
+		t.Fatalf("got %+v, want the child user's ERRNO=5", r)
+	}
+}
+
+// lingeringSocket returns a TCP socket whose last close blocks for a
+// minute (dialLingering), connected to a listener of the test's; the test
+// must close it, or read from the listener's side, to end the linger. The
+// returned conn is that side, accepted.
+func lingeringSocket(t *testing.T) (fd int, peer net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conn, connFd, err := dialLingering(ln.Addr().String(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	fd, err = unix.Dup(connFd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close() // fd is the socket's last descriptor now
+	return fd, peer
+}
+
+// Datagrams still queued when the listener closes hold the descriptors they
+// carry, and the socket's last close drops them: where one of those blocks
+// in its close, the listener's close still returns at once, as that last
+// close is left to the goroutines that nothing waits for; and the
+// descriptor is closed, later, all the same. (The hook holds the listener
+// on the first datagram until close has begun, so that the second, which
+// carries the only reference to a lingering socket, is still queued.)
+func TestNotifyListenerDescriptorQueuedAtClose(t *testing.T) {
+	var stopping <-chan struct{}
+	listening := make(chan struct{})
+	restore := tokenpipe.SetReceiveHook(func() { <-listening; <-stopping })
+	l := listen(t)
+	stopping = l.Stopping()
+	close(listening)
+	send(t, l.Addr(), []byte("STATUS=first"), nil)
+	fd, peer := lingeringSocket(t)
+	send(t, l.Addr(), []byte("STATUS=second"), unix.UnixRights(fd))
+	unix.Close(fd) // the queued datagram's reference is the last
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	select {
+	case err := <-closed:
+		restore()
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(hangGuard):
+		peer.Close() // ends the linger, and the close with it
+		t.Fatalf("Close still blocked after %v: it dropped a lingering socket itself", hangGuard)
+	}
+	peer.SetReadDeadline(time.Now().Add(hangGuard))
+	if _, err := io.Copy(io.Discard, peer); err != nil {
+		t.Fatalf("the connection did not end: the queued socket was not closed: %v", err)
+	}
+}
+
+// Ready and Fail in the daemon: the datagram they send, NOTIFY_SOCKET
+// unset afterwards, and the errors for channels that fail.
+func TestReadyFailNotifySocket(t *testing.T) {
+	unsetEnv := func(t *testing.T, key string) {
+		t.Setenv(key, "") // restored after the test
+		os.Unsetenv(key)
+	}
+	unsetEnv(t, readyEnv)
+	for _, c := range []struct {
+		name   string
+		report func() error
+		want   tokenpipe.NotifyResult
+	}{
+		{"Ready", func() error { return tokenpipe.Ready(readyEnv, "up\nand running") },
+			tokenpipe.NotifyResult{Ready: true, Status: "up and running"}},
+		{"Ready without a message", func() error { return tokenpipe.Ready(readyEnv, "") },
+			tokenpipe.NotifyResult{Ready: true}},
+		{"Fail with an errno", func() error { _, err := os.Open("/nonexistent"); return tokenpipe.Fail(readyEnv, err) },
+			tokenpipe.NotifyResult{Errno: int(syscall.ENOENT), Status: "open /nonexistent: no such file or directory"}},
+		{"Fail without one", func() error { return tokenpipe.Fail(readyEnv, errors.New("bad config")) },
+			tokenpipe.NotifyResult{Errno: int(syscall.EIO), Status: "bad config"}},
+		{"Fail without a reason", func() error { return tokenpipe.Fail(readyEnv, nil) },
+			tokenpipe.NotifyResult{Errno: int(syscall.EIO)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			freshReports(t)
+			l := listen(t)
+			t.Setenv("NOTIFY_SOCKET", l.Addr())
+			if err := c.report(); err != nil {
+				t.Fatal(err)
+			}
+			if v, ok := os.LookupEnv("NOTIFY_SOCKET"); ok {
+				t.Fatalf("NOTIFY_SOCKET=%q is still set", v)
+			}
+			if r := awaitDecision(t, l); r != c.want {
+				t.Fatalf("the supervisor got %+v, want %+v", r, c.want)
+			}
+			if err := c.report(); !errors.Is(err, tokenpipe.ErrAlreadyReported) {
+				t.Fatalf("a second report: got %v, want ErrAlreadyReported", err)
+			}
+		})
+	}
+	t.Run("empty NOTIFY_SOCKET", func(t *testing.T) {
+		freshReports(t)
+		t.Setenv("NOTIFY_SOCKET", "")
+		if err := tokenpipe.Ready(readyEnv, "x"); !errors.Is(err, tokenpipe.ErrNotExported) {
+			t.Fatalf("got %v, want ErrNotExported", err)
+		}
+	})
+	t.Run("nobody listening", func(t *testing.T) {
+		freshReports(t)
+		addr := filepath.Join(t.TempDir(), "gone")
+		t.Setenv("NOTIFY_SOCKET", addr)
+		err := tokenpipe.Ready(readyEnv, "x")
+		if !errors.Is(err, syscall.ENOENT) || errors.Is(err, tokenpipe.ErrNotExported) ||
+			!strings.HasPrefix(err.Error(), "tokenpipe: Ready: NOTIFY_SOCKET=") {
+			t.Fatalf("got %v, want an error naming Ready and NOTIFY_SOCKET, matching ENOENT", err)
+		}
+	})
+	t.Run("pipe takes it, socket fails", func(t *testing.T) {
+		freshReports(t)
+		w, r := tokenpipe.RawPipe(t, tokenpipe.WriteEnd)
+		t.Setenv(readyEnv, strconv.Itoa(int(w)))
+		t.Setenv("NOTIFY_SOCKET", "relative/path")
+		if err := tokenpipe.Ready(readyEnv, "via pipe"); err != nil {
+			t.Fatalf("got %v, want nil: the pipe took the report", err)
+		}
+		if got, err := io.ReadAll(r); string(got) != "\x01via pipe\n" || err != nil {
+			t.Fatalf("the pipe got (%q, %v)", got, err)
+		}
+	})
+	// Once a channel took the report, every later call is refused the same
+	// way, whatever the variable holds.
+	t.Run("bad variable, socket takes it", func(t *testing.T) {
+		freshReports(t)
+		l := listen(t)
+		t.Setenv(readyEnv, "not-a-number")
+		t.Setenv("NOTIFY_SOCKET", l.Addr())
+		if err := tokenpipe.Ready(readyEnv, "up"); err != nil {
+			t.Fatalf("got %v, want nil: the socket took the report", err)
+		}
+		for _, err := range []error{tokenpipe.Fail(readyEnv, errors.New("late")), tokenpipe.Ready(readyEnv, "again")} {
+			if !errors.Is(err, tokenpipe.ErrAlreadyReported) || !strings.Contains(err.Error(), "already") {
+				t.Fatalf("a later report: got %v, want ErrAlreadyReported, saying \"already\"", err)
+			}
+		}
+	})
+	t.Run("both fail", func(t *testing.T) {
+		freshReports(t)
+		w, r := tokenpipe.RawPipe(t, tokenpipe.WriteEnd)
+		r.Close() // the parent has gone away
+		t.Setenv(readyEnv, strconv.Itoa(int(w)))
+		t.Setenv("NOTIFY_SOCKET", "relative/path")
+		err := tokenpipe.Fail(readyEnv, errors.New("x"))
+		if !errors.Is(err, io.ErrClosedPipe) || !errors.Is(err, os.ErrInvalid) || !strings.Contains(err.Error(), "NOTIFY_SOCKET=") {
+			t.Fatalf("got %v, want both channels' errors", err)
+		}
+	})
+}
+
+// Ready gives up on a supervisor that does not read (its queue full) after
+// a bounded time, instead of hanging the daemon.
+func TestReadySupervisorNotReading(t *testing.T) {
+	addr := filepath.Join(t.TempDir(), "deaf")
+	deaf, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer deaf.Close()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	for { // fill its queue
+		err := unix.Sendmsg(fd, []byte("STATUS=x"), nil, &unix.SockaddrUnix{Name: addr}, unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv(readyEnv, "")
+	os.Unsetenv(readyEnv)
+	t.Setenv("NOTIFY_SOCKET", addr)
+	freshReports(t)
+	done := make(chan error, 1)
+	go func() { done <- tokenpipe.Ready(readyEnv, "x") }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("got %v, want a timeout", err)
+		}
+	case <-time.After(hangGuard):
+		t.Fatalf("Ready still blocked after %v", hangGuard)
 	}
 }
 
 func init() {
-	// sd-ready and sd-fail report with Ready and Fail, as a daemon does
-	// under start-stop-daemon or systemd, where no end is exported to them,
-	// and exit.
-	helpers["sd-ready"] = func() int {
+	// ready-and-exit and fail-and-exit report with Ready and Fail, as a daemon
+	// does under start-stop-daemon or systemd, where no end is exported to
+	// them, and exit.
+	register("ready-and-exit", func() int {
 		if err := tokenpipe.Ready(readyEnv, "up"); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
 			return 1
 		}
 		return 0
-	}
-	helpers["sd-fail"] = func() int {
+	})
+	register("fail-and-exit", func() int {
 		err := fmt.Errorf("cannot bind: %w", syscall.EADDRINUSE)
 		if err := tokenpipe.Fail(readyEnv, err); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
 			return 1
 		}
 		return 0
-	}
+	})
 }
 
-// startStopDaemon runs the helper under start-stop-daemon --notify-await
-// with the given timeout in seconds, and returns its exit code and output.
-// It runs a private copy of the test binary, as start-stop-daemon takes any
-// process running the same executable for the daemon, already running.
-func startStopDaemon(t *testing.T, helper string, timeout int) (int, string) {
+// startStopDaemon runs the helper, with args, under the real
+// start-stop-daemon --start --background --notify-await, with the given
+// --notify-timeout in seconds, and returns its exit code and output. The
+// daemon is known by a pid file of its own: by the executable,
+// start-stop-daemon would take any process running the test binary for the
+// daemon, already running.
+func startStopDaemon(t *testing.T, timeout int, helper string, args ...string) (int, string) {
 	t.Helper()
 	ssd := needProgram(t, "start-stop-daemon")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	copyPath := filepath.Join(t.TempDir(), "daemon")
-	data, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(copyPath, data, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, ssd, "--start", "--background", "--notify-await",
-		"--notify-timeout", strconv.Itoa(timeout), "--exec", copyPath)
+	cmd := exec.CommandContext(ctx, ssd, append([]string{"--start", "--background", "--notify-await",
+		"--notify-timeout", strconv.Itoa(timeout), "--pidfile", filepath.Join(t.TempDir(), "pid"), "--make-pidfile",
+		"--startas", exe, "--"}, args...)...)
 	cmd.Env = helperCommand(t, helper).Env
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
@@ -335,12 +623,12 @@ func startStopDaemon(t *testing.T, helper string, timeout int) (int, string) {
 // never wait for a barrier, which start-stop-daemon does not answer: Ready
 // makes it exit 0, Fail makes it fail at once, with the reason's errno.
 func TestReadyFailStartStopDaemon(t *testing.T) {
-	if code, out := startStopDaemon(t, "sd-ready", 10); code != 0 {
+	if code, out := startStopDaemon(t, 10, "ready-and-exit"); code != 0 {
 		t.Fatalf("start-stop-daemon exited %d after READY=1: %s", code, out)
 	}
 	// With a timeout longer than hangGuard, returning at all shows that
 	// start-stop-daemon failed at once.
-	code, out := startStopDaemon(t, "sd-fail", 60)
+	code, out := startStopDaemon(t, 60, "fail-and-exit")
 	if code == 0 || !strings.Contains(out, "Address already in use") {
 		t.Fatalf("start-stop-daemon exited %d after ERRNO=%d, want a failure naming the errno: %s", code, syscall.EADDRINUSE, out)
 	}
@@ -398,50 +686,6 @@ func TestSendNotifyAbstract(t *testing.T) {
 	}
 	if err := tokenpipe.SendNotify(full+"x", []byte("READY=1\n")); !errors.Is(err, os.ErrInvalid) {
 		t.Fatalf("109-byte name: got %v, want os.ErrInvalid", err)
-	}
-}
-
-// After drain, whatever was sent before it has been read: a decision sent
-// before is there at once, and without one there is none.
-func TestNotifyListenerDrain(t *testing.T) {
-	for _, decisive := range []bool{false, true} {
-		l := listen(t)
-		for i := range 50 {
-			send(t, l.Addr(), []byte(fmt.Sprintf("STATUS=%d", i)), nil)
-		}
-		if decisive {
-			send(t, l.Addr(), []byte("READY=1"), nil)
-		}
-		l.Drain()
-		r, ok := l.Decided()
-		if ok != decisive || (ok && (!r.Ready || r.Status != "49")) {
-			t.Fatalf("sent READY=1: %v; after drain got (%+v, %v)", decisive, r, ok)
-		}
-	}
-}
-
-// A child run as another user (a root launcher starting a daemon as an
-// unprivileged user) can reach the socket, as under start-stop-daemon
-// --chuid, and its datagrams count; a third user's do not.
-func TestNotifyListenerChildUser(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("not root: cannot start a child as another user, nor send with another user's credentials")
-	}
-	const child, other = 65534, 65533
-	l := listenFor(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: child, Gid: child}})
-	for _, path := range []string{filepath.Dir(l.Addr()), l.Addr()} {
-		var st unix.Stat_t
-		if err := unix.Lstat(path, &st); err != nil || st.Uid != child || st.Gid != child {
-			t.Fatalf("%s: owner %d:%d (%v), want the child's %d:%d", path, st.Uid, st.Gid, err, child, child)
-		}
-	}
-	claim := func(uid uint32) []byte {
-		return unix.UnixCredentials(&unix.Ucred{Pid: int32(os.Getpid()), Uid: uid, Gid: uid})
-	}
-	send(t, l.Addr(), []byte("STATUS=other user\nREADY=1"), claim(other))
-	send(t, l.Addr(), []byte("STATUS=child\nERRNO=5"), claim(child))
-	if r := awaitDecision(t, l); r.Ready || r.Errno != 5 || r.Status != "child" {
-		t.Fatalf("got %+v, want the child user's ERRNO=5", r)
 	}
 }
 
@@ -549,97 +793,17 @@ func TestNotifyConcurrent(t *testing.T) {
 	}
 }
 
-// lingeringSocket returns a TCP socket whose last close blocks for a
-// minute: connected to a listener of the test's that never reads, filled
-// until it takes no more, with SO_LINGER. The test must close it, or read
-// from the listener's side, to end the linger; the returned conn is that
-// side, accepted.
-func lingeringSocket(t *testing.T) (fd int, peer net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer, err = ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { peer.Close() })
-	tcp := conn.(*net.TCPConn)
-	if err := tcp.SetLinger(60); err != nil {
-		t.Fatal(err)
-	}
-	rc, err := tcp.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc.Control(func(s uintptr) {
-		for buf := make([]byte, 64<<10); ; {
-			if _, err := unix.Write(int(s), buf); err != nil {
-				break // EAGAIN: full
-			}
-		}
-		fd, err = unix.Dup(int(s))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.Close() // fd is the socket's last descriptor now
-	return fd, peer
-}
-
-// Datagrams still queued when the listener closes hold the descriptors they
-// carry, and the socket's last close drops them: where one of those blocks
-// in its close, the listener's close still returns at once, as that last
-// close is left to the goroutines that nothing waits for; and the
-// descriptor is closed, later, all the same. (The hook holds the listener
-// on the first datagram until close has begun, so that the second, which
-// carries the only reference to a lingering socket, is still queued.)
-func TestNotifyListenerDescriptorQueuedAtClose(t *testing.T) {
-	var stopping <-chan struct{}
-	listening := make(chan struct{})
-	restore := tokenpipe.SetReceiveHook(func() { <-listening; <-stopping })
-	l := listen(t)
-	stopping = l.Stopping()
-	close(listening)
-	send(t, l.Addr(), []byte("STATUS=first"), nil)
-	fd, peer := lingeringSocket(t)
-	send(t, l.Addr(), []byte("STATUS=second"), unix.UnixRights(fd))
-	unix.Close(fd) // the queued datagram's reference is the last
-	closed := make(chan error, 1)
-	go func() { closed <- l.Close() }()
-	select {
-	case err := <-closed:
-		restore()
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(hangGuard):
-		peer.Close() // ends the linger, and the close with it
-		t.Fatalf("Close still blocked after %v: it dropped a lingering socket itself", hangGuard)
-	}
-	peer.SetReadDeadline(time.Now().Add(hangGuard))
-	if _, err := io.Copy(io.Discard, peer); err != nil {
-		t.Fatalf("the connection did not end: the queued socket was not closed: %v", err)
-	}
-}
-
 // Notify never waits for a Ready that waits for its parent to read: a ping
 // goes out while Ready's 4098-byte report waits for room in a 4096-byte
 // pipe.
 func TestNotifyBesideABlockedReady(t *testing.T) {
 	freshReports(t)
 	l := listen(t)
-	r, w := rawPipe(t)
-	if _, err := unix.FcntlInt(uintptr(w), unix.F_SETPIPE_SZ, 4096); err != nil {
+	w, r := tokenpipe.RawPipe(t, tokenpipe.WriteEnd)
+	if _, err := unix.FcntlInt(w, unix.F_SETPIPE_SZ, 4096); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(readyEnv, strconv.Itoa(w))
+	t.Setenv(readyEnv, strconv.Itoa(int(w)))
 	t.Setenv("NOTIFY_SOCKET", l.Addr())
 	readyDone := make(chan error, 1)
 	go func() { readyDone <- tokenpipe.Ready(readyEnv, strings.Repeat("x", 4096)) }()

@@ -24,7 +24,7 @@ func TestNotifySocketIgnoredOnWindows(t *testing.T) {
 		t.Fatal("Ready unset NOTIFY_SOCKET")
 	}
 	os.Unsetenv("NOTIFY_SOCKET")
-	cmd, stdin := hsCommand(t, "hs-ready", "plain")
+	cmd, stdin := handshakeCommand(t, "report-ready", "plain")
 	if _, err := startAndWait(cmd); err != nil {
 		t.Fatal(err)
 	}

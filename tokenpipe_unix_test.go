@@ -1,98 +1,88 @@
 //go:build unix
 
-package tokenpipe
+package tokenpipe_test
 
 import (
-	"os"
-	"syscall"
+	"errors"
+	"io"
+	"runtime"
 	"testing"
 	"time"
 
+	"github.com/tokenpipe/tokenpipe"
 	"golang.org/x/sys/unix"
 )
 
-// OSHandle returns the descriptor or handle behind an open end.
-func OSHandle(t testing.TB, e *TokenPipeEnd) uintptr {
-	t.Helper()
-	return EndHandle(e)
+func init() {
+	// make-without-stdio closes its standard streams, as a daemon that
+	// detaches does, then makes pipes and writes to one whose read end is
+	// closed. Its exit code says what went wrong; SIGPIPE kills it.
+	register("make-without-stdio", func() int {
+		for fd := range 3 {
+			unix.Close(fd)
+		}
+		for range 2 {
+			p, err := tokenpipe.Make()
+			if err != nil {
+				return 10
+			}
+			r, w := p.TakeReadEnd(), p.TakeWriteEnd()
+			if tokenpipe.EndHandle(r) <= 2 || tokenpipe.EndHandle(w) <= 2 {
+				return 11
+			}
+			r.Close()
+			if err := w.TokenWrite(1); !errors.Is(err, io.ErrClosedPipe) {
+				return 12
+			}
+			w.Close()
+		}
+		return 0
+	})
 }
 
-// Inheritable reports whether a child started with exec would get h.
-func Inheritable(t testing.TB, h uintptr) bool {
-	t.Helper()
-	flags, err := unix.FcntlInt(h, unix.F_GETFD, 0)
-	if err != nil {
-		t.Fatalf("fcntl(%d, F_GETFD): %v", h, err)
+// An end is never descriptor 0, 1 or 2, even when Make is called with the
+// standard streams closed: a broken pipe on 1 or 2 killed the process with
+// SIGPIPE, as os.File treats those as standard output and error.
+func TestMakeNeverUsesStdio(t *testing.T) {
+	cmd := helperCommand(t, "make-without-stdio")
+	cmd.Stderr = nil
+	err := cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("helper with its standard streams closed: %v (exit %d; 11: an end was 0-2, 12: no io.ErrClosedPipe, -1: killed by a signal)", err, code)
 	}
-	return flags&unix.FD_CLOEXEC == 0
 }
 
-// HandleOpen reports whether h is an open descriptor.
-func HandleOpen(h uintptr) bool {
-	_, err := unix.FcntlInt(h, unix.F_GETFD, 0)
-	return err == nil
-}
-
-// OpenHandles counts the process's open descriptors.
-func OpenHandles(t testing.TB) int {
-	t.Helper()
-	entries, err := os.ReadDir("/dev/fd")
-	if err != nil {
-		t.Skipf("cannot count descriptors on this system: %v", err)
+// A read or write that need not wait does not touch the runtime poller: an
+// end joins it only when a call would block, so a daemon's report end, which
+// only writes, never does.
+func TestPollerOnlyWhenWaiting(t *testing.T) {
+	r, w := mustMake(t)
+	for tok := range byte(100) {
+		if err := w.TokenWrite(tok); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r.TokenRead(); got != tok || err != nil {
+			t.Fatalf("got (%d, %v), want (%d, nil)", got, err, tok)
+		}
 	}
-	return len(entries)
-}
-
-// SetInheritable sets or clears what Inheritable reports.
-func SetInheritable(t testing.TB, h uintptr, on bool) {
-	t.Helper()
-	flags := 0
-	if !on {
-		flags = unix.FD_CLOEXEC
+	if tokenpipe.JoinedPoller(r) || tokenpipe.JoinedPoller(w) {
+		t.Fatalf("reads and writes that did not wait joined the poller: read end %v, write end %v",
+			tokenpipe.JoinedPoller(r), tokenpipe.JoinedPoller(w))
 	}
-	if _, err := unix.FcntlInt(h, unix.F_SETFD, flags); err != nil {
+	// A read of the empty pipe must wait, so it must join.
+	_, done := readAsync(r.TokenRead)
+	for deadline := time.Now().Add(hangGuard); !tokenpipe.JoinedPoller(r); runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatal("a read that waits did not join the poller, so nothing could wake it")
+		}
+	}
+	if err := w.TokenWrite(7); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// RawInheritablePipe makes a pipe as a parent would hand it down: r is a bare
-// inheritable descriptor for FromEnv to take, w an *os.File to write to it.
-func RawInheritablePipe(t testing.TB) (r uintptr, w *os.File) {
-	t.Helper()
-	var p [2]int
-	if err := unix.Pipe(p[:]); err != nil {
-		t.Fatal(err)
+	if res := await(t, done, "read that waited"); res.tok != 7 || res.err != nil {
+		t.Fatalf("read that waited: got (%d, %v), want (7, nil)", res.tok, res.err)
 	}
-	w = os.NewFile(uintptr(p[1]), "w")
-	t.Cleanup(func() { w.Close() })
-	return uintptr(p[0]), w
-}
-
-// OpenSocket opens a socket and returns its handle.
-func OpenSocket(t testing.TB) uintptr {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
+	if tokenpipe.JoinedPoller(w) {
+		t.Error("the write end joined the poller without ever waiting")
 	}
-	t.Cleanup(func() { unix.Close(fd) })
-	return uintptr(fd)
 }
-
-// StdHandles returns the handles of standard input, output and error.
-func StdHandles() []uintptr { return []uintptr{0, 1, 2} }
-
-// ProcessCPUTime returns the CPU time, user and system, that the process has
-// used so far.
-func ProcessCPUTime(t testing.TB) time.Duration {
-	t.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		t.Fatalf("getrusage: %v", err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// JoinedPoller reports whether an open end has become an *os.File in the
-// runtime poller.
-func JoinedPoller(e *TokenPipeEnd) bool { return e.f.Load().sys.f.Load() != nil }

@@ -1,250 +1,141 @@
-package tokenpipe
+package tokenpipe_test
 
 import (
-	"fmt"
-	"os"
-	"sync"
-	"sync/atomic"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
-	"golang.org/x/sys/windows"
+	"github.com/tokenpipe/tokenpipe"
 )
 
-// OSHandle returns the descriptor or handle behind an open end.
-func OSHandle(t testing.TB, e *TokenPipeEnd) uintptr {
-	t.Helper()
-	return EndHandle(e)
-}
-
-// Inheritable reports whether a child started with bInheritHandles would get h.
-func Inheritable(t testing.TB, h uintptr) bool {
-	t.Helper()
-	flags, err := handleInformation(h)
-	if err != nil {
-		t.Fatalf("GetHandleInformation(%d): %v", h, err)
+// An interrupt on an end (setInterrupted, what TokenReadContext does when
+// its context ends) cancels a WriteFile under way on the handle, which may
+// have put part of its bytes into the pipe: write goes on after those, and
+// the reader gets every byte once. (It wrote all of them again.)
+func TestInterruptedWriteWritesOnce(t *testing.T) {
+	r, w := mustMake(t)
+	const size = 1 << 15
+	big := make([]byte, size)
+	for i := range big {
+		big[i] = byte(i % 251)
 	}
-	return flags&windows.HANDLE_FLAG_INHERIT != 0
-}
-
-// HandleOpen reports whether h is an open handle.
-func HandleOpen(h uintptr) bool {
-	_, err := handleInformation(h)
-	return err == nil
-}
-
-var (
-	kernel32                 = windows.NewLazySystemDLL("kernel32.dll")
-	procGetHandleInformation = kernel32.NewProc("GetHandleInformation")
-)
-
-// handleInformation calls GetHandleInformation, which x/sys/windows lacks.
-func handleInformation(h uintptr) (flags uint32, err error) {
-	ok, _, err := procGetHandleInformation.Call(h, uintptr(unsafe.Pointer(&flags)))
-	if ok == 0 {
-		return 0, err
-	}
-	return flags, nil
-}
-
-// OpenHandles counts the process's open pipe handles.
-//
-// Not GetProcessHandleCount: Wine's succeeds and returns 0, so a test built
-// on it could never fail there. Handle values are multiples of four, handed
-// out lowest first, so probing the values up to maxProbedHandle finds every
-// handle of a process that has fewer than a few thousand; only pipes are
-// counted, so that the threads and events the runtime opens and closes
-// meanwhile do not blur the count.
-func OpenHandles(t testing.TB) int {
-	t.Helper()
-	n := 0
-	for h := uintptr(4); h <= maxProbedHandle; h += 4 {
-		if _, err := handleInformation(h); err != nil {
-			continue
+	done := make(chan error, 1)
+	go func() { done <- tokenpipe.WriteAll(w, big); w.Close() }()
+	got := make([]byte, 0, 2*size)
+	setInterrupted := tokenpipe.Interrupter(w)
+	for i := 0; ; i++ {
+		b, err := r.TokenRead()
+		if err != nil {
+			break
 		}
-		if typ, err := windows.GetFileType(windows.Handle(h)); err == nil && typ == windows.FILE_TYPE_PIPE {
-			n++
+		got = append(got, b)
+		if i == 9999 {
+			setInterrupted(true) // cancels the WriteFile under way
+			time.Sleep(10 * time.Millisecond)
+			setInterrupted(false)
 		}
 	}
-	return n
-}
-
-const maxProbedHandle = 16 << 10
-
-// SetInheritable sets or clears what Inheritable reports.
-func SetInheritable(t testing.TB, h uintptr, on bool) {
-	t.Helper()
-	var flags uint32
-	if on {
-		flags = windows.HANDLE_FLAG_INHERIT
-	}
-	if err := windows.SetHandleInformation(windows.Handle(h), windows.HANDLE_FLAG_INHERIT, flags); err != nil {
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-}
-
-// RawInheritablePipe makes a pipe as a parent would hand it down: r is a bare
-// inheritable handle for FromEnv to take, w an *os.File to write to it.
-func RawInheritablePipe(t testing.TB) (r uintptr, w *os.File) {
-	t.Helper()
-	var rh, wh windows.Handle
-	sa := windows.SecurityAttributes{InheritHandle: 1}
-	sa.Length = uint32(unsafe.Sizeof(sa))
-	if err := windows.CreatePipe(&rh, &wh, &sa, 0); err != nil {
-		t.Fatal(err)
+	if len(got) != size {
+		t.Errorf("read %d bytes, wrote %d", len(got), size)
 	}
-	w = os.NewFile(uintptr(wh), "w")
-	t.Cleanup(func() { w.Close() })
-	return uintptr(rh), w
-}
-
-// OpenSocket opens a socket and returns its handle.
-func OpenSocket(t testing.TB) uintptr {
-	t.Helper()
-	var d windows.WSAData
-	if err := windows.WSAStartup(uint32(0x202), &d); err != nil {
-		t.Fatal(err)
-	}
-	s, err := windows.Socket(windows.AF_INET, windows.SOCK_STREAM, windows.IPPROTO_TCP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { windows.Closesocket(s) })
-	return uintptr(s)
-}
-
-// StdHandles returns the handles of standard input, output and error.
-func StdHandles() []uintptr {
-	var hs []uintptr
-	for _, std := range []uint32{windows.STD_INPUT_HANDLE, windows.STD_OUTPUT_HANDLE, windows.STD_ERROR_HANDLE} {
-		if h, err := windows.GetStdHandle(std); err == nil && h != 0 && h != windows.InvalidHandle {
-			hs = append(hs, uintptr(h))
+	for i := range got {
+		if i >= size || got[i] != byte(i%251) {
+			t.Errorf("byte %d is %d, want %d: bytes repeated or lost", i, got[i], byte(i%251))
+			break
 		}
 	}
-	return hs
 }
 
-// SetNoWait puts the pipe handle h in no-wait mode (PIPE_NOWAIT).
-func SetNoWait(t testing.TB, h uintptr) {
-	t.Helper()
-	mode := uint32(windows.PIPE_NOWAIT)
-	if err := windows.SetNamedPipeHandleState(windows.Handle(h), &mode, nil, nil); err != nil {
-		t.Fatalf("SetNamedPipeHandleState(PIPE_NOWAIT): %v", err)
+// A pipe in no-wait mode cannot wait for a token: FromEnv refuses one, and a
+// read on a pipe switched to that mode later says so, rather than calling
+// the empty pipe broken.
+func TestNoWaitPipe(t *testing.T) {
+	h, _ := tokenpipe.RawPipe(t, tokenpipe.ReadEnd)
+	tokenpipe.SetNoWait(t, h)
+	if err := refused(t, strconv.FormatUint(uint64(h), 10)); !strings.Contains(err.Error(), "no-wait") {
+		t.Errorf("error %q does not say the pipe is in no-wait mode", err)
 	}
-}
 
-// ProcessCPUTime returns the CPU time, user and system, that the process has
-// used so far.
-func ProcessCPUTime(t testing.TB) time.Duration {
-	t.Helper()
-	var creation, exit, kernel, user windows.Filetime
-	if err := windows.GetProcessTimes(windows.CurrentProcess(), &creation, &exit, &kernel, &user); err != nil {
-		t.Fatalf("GetProcessTimes: %v", err)
-	}
-	// Filetimes count 100 ns ticks.
-	ticks := func(f windows.Filetime) int64 { return int64(f.HighDateTime)<<32 | int64(f.LowDateTime) }
-	return time.Duration((ticks(kernel) + ticks(user)) * 100)
-}
-
-// NamedPipe makes a connected named pipe, as a C or .NET parent may create
-// one and hand down, with two bare inheritable handles: server, with the
-// pipe mode given (PIPE_TYPE_MESSAGE|PIPE_READMODE_MESSAGE, say), and
-// client, which CreateFile leaves in byte-read mode:
-// https://learn.microsoft.com/windows/win32/ipc/named-pipe-type-read-and-wait-modes
-// flags go into both handles' open modes (FILE_FLAG_OVERLAPPED, say). The
-// caller hands each handle to FromEnv or closes it with CloseOnCleanup.
-func NamedPipe(t testing.TB, mode, flags uint32) (server, client uintptr) {
-	t.Helper()
-	name, err := windows.UTF16PtrFromString(fmt.Sprintf(`\\.\pipe\tokenpipe-test-%d-%d`, os.Getpid(), pipeSerial.Add(1)))
+	h, _ = tokenpipe.RawPipe(t, tokenpipe.ReadEnd)
+	t.Setenv(endEnv, strconv.FormatUint(uint64(h), 10))
+	r, err := tokenpipe.FromEnv(endEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa := windows.SecurityAttributes{InheritHandle: 1}
-	sa.Length = uint32(unsafe.Sizeof(sa))
-	sh, err := windows.CreateNamedPipe(name, windows.PIPE_ACCESS_DUPLEX|flags, mode, 1, 4096, 4096, 0, &sa)
-	if err != nil {
-		t.Fatalf("CreateNamedPipe: %v", err)
-	}
-	ch, err := windows.CreateFile(name, windows.GENERIC_READ|windows.GENERIC_WRITE, 0, &sa, windows.OPEN_EXISTING, flags, 0)
-	if err != nil {
-		windows.CloseHandle(sh)
-		t.Fatalf("CreateFile: %v", err)
-	}
-	return uintptr(sh), uintptr(ch)
-}
-
-// MessagePipe is a NamedPipe of message type whose server handle is in
-// message-read mode.
-func MessagePipe(t testing.TB) (server, client uintptr) {
-	t.Helper()
-	return NamedPipe(t, windows.PIPE_TYPE_MESSAGE|windows.PIPE_READMODE_MESSAGE, 0)
-}
-
-var pipeSerial atomic.Int64
-
-// CloseOnCleanup closes h when the test ends, or before when the function
-// it returns is called.
-func CloseOnCleanup(t testing.TB, h uintptr) (closeNow func()) {
-	var once sync.Once
-	closeNow = func() { once.Do(func() { windows.CloseHandle(windows.Handle(h)) }) }
-	t.Cleanup(closeNow)
-	return closeNow
-}
-
-// SetMessageRead puts the pipe handle h in message-read mode.
-func SetMessageRead(t testing.TB, h uintptr) {
-	t.Helper()
-	mode := uint32(windows.PIPE_READMODE_MESSAGE)
-	if err := windows.SetNamedPipeHandleState(windows.Handle(h), &mode, nil, nil); err != nil {
-		t.Fatalf("SetNamedPipeHandleState(PIPE_READMODE_MESSAGE): %v", err)
+	defer r.Close()
+	tokenpipe.SetNoWait(t, h)
+	_, err = r.TokenRead()
+	if err == nil || errors.Is(err, io.ErrClosedPipe) || err == io.EOF || !strings.Contains(err.Error(), "no-wait") {
+		t.Fatalf("read of an empty pipe in no-wait mode: got %v, want an error saying no-wait", err)
 	}
 }
 
-// WriteMessage writes msg to the pipe handle h in one WriteFile, which on a
-// message-type pipe makes it one message, also when it is empty.
-func WriteMessage(t testing.TB, h uintptr, msg []byte) {
-	t.Helper()
-	var n uint32
-	if err := windows.WriteFile(windows.Handle(h), msg, &n, nil); err != nil || int(n) != len(msg) {
-		t.Fatalf("WriteFile(%q): wrote %d: %v", msg, n, err)
-	}
-}
-
-// ReadMessage reads from the pipe handle h with one ReadFile, which in
-// message-read mode returns one message whole.
-func ReadMessage(t testing.TB, h uintptr) []byte {
-	t.Helper()
-	buf := make([]byte, 64)
-	var n uint32
-	if err := windows.ReadFile(windows.Handle(h), buf, &n, nil); err != nil {
-		t.Fatalf("ReadFile: %v", err)
-	}
-	return buf[:n]
-}
-
-// DuplicateWithAccess returns a bare inheritable duplicate of h with only
-// the access given, for FromEnv to take or CloseOnCleanup to close.
-func DuplicateWithAccess(t testing.TB, h uintptr, access uint32) uintptr {
-	t.Helper()
-	var dup windows.Handle
-	p := windows.CurrentProcess()
-	if err := windows.DuplicateHandle(p, windows.Handle(h), p, &dup, access, true, 0); err != nil {
-		t.Fatalf("DuplicateHandle(%#x): %v", access, err)
-	}
-	return uintptr(dup)
-}
-
-// OpenEvent creates an inheritable event, a handle that is no file, closed
-// when the test ends.
-func OpenEvent(t testing.TB) uintptr {
-	t.Helper()
-	sa := windows.SecurityAttributes{InheritHandle: 1}
-	sa.Length = uint32(unsafe.Sizeof(sa))
-	h, err := windows.CreateEvent(&sa, 0, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	CloseOnCleanup(t, uintptr(h))
-	return uintptr(h)
+// A pipe of message type (PIPE_TYPE_MESSAGE), which a C or .NET parent may
+// hand down, carries tokens as any pipe does. In message-read mode a
+// one-byte ReadFile takes one byte of a longer message and fails with
+// ERROR_MORE_DATA: that byte is a token, not an error (of "\x01abc" the
+// reads returned three "More data available." errors, then 99). So it is
+// when the mode is set after FromEnv took the handle; an empty message is
+// neither a token nor end of stream; and the tokens an end writes on such a
+// pipe reach a reader in message-read mode, one message each, as does
+// Ready's report, whole.
+func TestMessageModePipe(t *testing.T) {
+	t.Run("read end in message-read mode", func(t *testing.T) {
+		server, client := tokenpipe.MessagePipe(t)
+		closeClient := tokenpipe.CloseOnCleanup(t, client)
+		tokenpipe.WriteMessage(t, client, []byte("\x01abc"))
+		r := fromEnvHandle(t, server)
+		defer r.Close()
+		expectTokens(t, r, "\x01abc")
+		tokenpipe.WriteMessage(t, client, nil)
+		tokenpipe.WriteMessage(t, client, []byte("\x02"))
+		expectTokens(t, r, "\x02")
+		closeClient()
+		if tok, err := readWithin(t, r, hangGuard); err != io.EOF {
+			t.Fatalf("read after the writer closed: got (%d, %v), want io.EOF", tok, err)
+		}
+	})
+	t.Run("switched to message-read mode after FromEnv", func(t *testing.T) {
+		server, client := tokenpipe.MessagePipe(t)
+		tokenpipe.CloseOnCleanup(t, server)
+		r := fromEnvHandle(t, client)
+		defer r.Close()
+		tokenpipe.SetMessageRead(t, client)
+		tokenpipe.WriteMessage(t, server, []byte("\x05xy"))
+		expectTokens(t, r, "\x05xy")
+	})
+	t.Run("write end", func(t *testing.T) {
+		server, client := tokenpipe.MessagePipe(t)
+		tokenpipe.CloseOnCleanup(t, server)
+		w := fromEnvHandle(t, client)
+		defer w.Close()
+		for _, tok := range []byte{7, 8} {
+			if err := w.TokenWrite(tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, want := range []string{"\x07", "\x08"} {
+			if got := tokenpipe.ReadMessage(t, server); string(got) != want {
+				t.Fatalf("the peer read message %q, want %q", got, want)
+			}
+		}
+	})
+	t.Run("Ready's report is one message", func(t *testing.T) {
+		server, client := tokenpipe.MessagePipe(t)
+		tokenpipe.CloseOnCleanup(t, server)
+		t.Setenv(endEnv, strconv.FormatUint(uint64(client), 10))
+		freshReports(t)
+		if err := tokenpipe.Ready(endEnv, "up"); err != nil {
+			t.Fatal(err)
+		}
+		if got := tokenpipe.ReadMessage(t, server); string(got) != "\x01up\n" {
+			t.Fatalf("the peer read message %q, want %q", got, "\x01up\n")
+		}
+	})
 }

@@ -2,7 +2,6 @@ package tokenpipe_test
 
 import (
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -18,7 +17,7 @@ import (
 // h. FromEnv refuses them, so that no other spelling slips past its checks
 // (a redirected standard input was accepted as stdin+1).
 func TestFromEnvRefusesOtherSpellingsOfAHandle(t *testing.T) {
-	h, _ := tokenpipe.RawInheritablePipe(t)
+	h, _ := tokenpipe.RawPipe(t, tokenpipe.ReadEnd)
 	for _, base := range append([]uintptr{h}, tokenpipe.StdHandles()...) {
 		for d := uintptr(1); d <= 3; d++ {
 			err := refused(t, strconv.FormatUint(uint64(base+d), 10))
@@ -56,116 +55,6 @@ func TestExportToRefusesNoInheritHandles(t *testing.T) {
 	}
 }
 
-// A pipe in no-wait mode cannot wait for a token: FromEnv refuses one, and a
-// read on a pipe switched to that mode later says so, rather than calling
-// the empty pipe broken.
-func TestNoWaitPipe(t *testing.T) {
-	h, _ := tokenpipe.RawInheritablePipe(t)
-	tokenpipe.SetNoWait(t, h)
-	if err := refused(t, strconv.FormatUint(uint64(h), 10)); !strings.Contains(err.Error(), "no-wait") {
-		t.Errorf("error %q does not say the pipe is in no-wait mode", err)
-	}
-
-	h, _ = tokenpipe.RawInheritablePipe(t)
-	t.Setenv(endEnv, strconv.FormatUint(uint64(h), 10))
-	r, err := tokenpipe.FromEnv(endEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	tokenpipe.SetNoWait(t, h)
-	_, err = r.TokenRead()
-	if err == nil || errors.Is(err, io.ErrClosedPipe) || err == io.EOF || !strings.Contains(err.Error(), "no-wait") {
-		t.Fatalf("read of an empty pipe in no-wait mode: got %v, want an error saying no-wait", err)
-	}
-}
-
-// A pipe of message type (PIPE_TYPE_MESSAGE), which a C or .NET parent may
-// hand down, carries tokens as any pipe does. In message-read mode a
-// one-byte ReadFile takes one byte of a longer message and fails with
-// ERROR_MORE_DATA: that byte is a token, not an error (of "\x01abc" the
-// reads returned three "More data available." errors, then 99). So it is
-// when the mode is set after FromEnv took the handle; an empty message is
-// neither a token nor end of stream; and the tokens an end writes on such a
-// pipe reach a reader in message-read mode, one message each, as does
-// Ready's report, whole.
-func TestMessageModePipe(t *testing.T) {
-	t.Run("read end in message-read mode", func(t *testing.T) {
-		server, client := tokenpipe.MessagePipe(t)
-		closeClient := tokenpipe.CloseOnCleanup(t, client)
-		tokenpipe.WriteMessage(t, client, []byte("\x01abc"))
-		r := fromEnvHandle(t, server)
-		defer r.Close()
-		expectTokens(t, r, "\x01abc")
-		tokenpipe.WriteMessage(t, client, nil)
-		tokenpipe.WriteMessage(t, client, []byte("\x02"))
-		expectTokens(t, r, "\x02")
-		closeClient()
-		if tok, err := readWithin(t, r, hangGuard); err != io.EOF {
-			t.Fatalf("read after the writer closed: got (%d, %v), want io.EOF", tok, err)
-		}
-	})
-	t.Run("switched to message-read mode after FromEnv", func(t *testing.T) {
-		server, client := tokenpipe.MessagePipe(t)
-		tokenpipe.CloseOnCleanup(t, server)
-		r := fromEnvHandle(t, client)
-		defer r.Close()
-		tokenpipe.SetMessageRead(t, client)
-		tokenpipe.WriteMessage(t, server, []byte("\x05xy"))
-		expectTokens(t, r, "\x05xy")
-	})
-	t.Run("write end", func(t *testing.T) {
-		server, client := tokenpipe.MessagePipe(t)
-		tokenpipe.CloseOnCleanup(t, server)
-		w := fromEnvHandle(t, client)
-		defer w.Close()
-		for _, tok := range []byte{7, 8} {
-			if err := w.TokenWrite(tok); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, want := range []string{"\x07", "\x08"} {
-			if got := tokenpipe.ReadMessage(t, server); string(got) != want {
-				t.Fatalf("the peer read message %q, want %q", got, want)
-			}
-		}
-	})
-	t.Run("Ready's report is one message", func(t *testing.T) {
-		server, client := tokenpipe.MessagePipe(t)
-		tokenpipe.CloseOnCleanup(t, server)
-		t.Setenv(endEnv, strconv.FormatUint(uint64(client), 10))
-		freshReports(t)
-		if err := tokenpipe.Ready(endEnv, "up"); err != nil {
-			t.Fatal(err)
-		}
-		if got := tokenpipe.ReadMessage(t, server); string(got) != "\x01up\n" {
-			t.Fatalf("the peer read message %q, want %q", got, "\x01up\n")
-		}
-	})
-}
-
-// fromEnvHandle hands h to FromEnv through endEnv and returns the end.
-func fromEnvHandle(t *testing.T, h uintptr) *tokenpipe.TokenPipeEnd {
-	t.Helper()
-	t.Setenv(endEnv, strconv.FormatUint(uint64(h), 10))
-	e, err := tokenpipe.FromEnv(endEnv)
-	if err != nil {
-		t.Fatalf("FromEnv: %v", err)
-	}
-	return e
-}
-
-// expectTokens reads len(want) tokens from r and checks that they are want's
-// bytes, in order.
-func expectTokens(t *testing.T, r *tokenpipe.TokenPipeEnd, want string) {
-	t.Helper()
-	for i := 0; i < len(want); i++ {
-		if tok, err := readWithin(t, r, hangGuard); tok != want[i] || err != nil {
-			t.Fatalf("token %d of %q: got (%d, %v), want (%d, nil)", i, want, tok, err, want[i])
-		}
-	}
-}
-
 // FromEnv refuses a pipe handle through which no token can be read or
 // written, such as one with only FILE_READ_ATTRIBUTES and SYNCHRONIZE access
 // (Windows' O_PATH, which Linux refuses too): it took one, whose reads then
@@ -175,7 +64,7 @@ func expectTokens(t *testing.T, r *tokenpipe.TokenPipeEnd, want string) {
 // A refused handle stays open and as inheritable as it was; the least access
 // that works, data and FILE_READ_ATTRIBUTES, is taken.
 func TestFromEnvRefusesHandleWithoutAccess(t *testing.T) {
-	r, w := tokenpipe.RawInheritablePipe(t)
+	r, w := tokenpipe.RawPipe(t, tokenpipe.ReadEnd)
 	tokenpipe.CloseOnCleanup(t, r)
 	for _, c := range []struct {
 		name   string
@@ -246,5 +135,40 @@ func TestFromEnvRefusesAnEvent(t *testing.T) {
 	}
 	if !tokenpipe.HandleOpen(h) || !tokenpipe.Inheritable(t, h) {
 		t.Error("FromEnv closed or changed a handle it refused")
+	}
+}
+
+// fromEnvHandle hands h to FromEnv through endEnv and returns the end.
+func fromEnvHandle(t *testing.T, h uintptr) *tokenpipe.TokenPipeEnd {
+	t.Helper()
+	t.Setenv(endEnv, strconv.FormatUint(uint64(h), 10))
+	e, err := tokenpipe.FromEnv(endEnv)
+	if err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	return e
+}
+
+// expectTokens reads len(want) tokens from r and checks that they are want's
+// bytes, in order.
+func expectTokens(t *testing.T, r *tokenpipe.TokenPipeEnd, want string) {
+	t.Helper()
+	for i := 0; i < len(want); i++ {
+		if tok, err := readWithin(t, r, hangGuard); tok != want[i] || err != nil {
+			t.Fatalf("token %d of %q: got (%d, %v), want (%d, nil)", i, want, tok, err, want[i])
+		}
+	}
+}
+
+// shareAttributes gives cmds one *SysProcAttr whose handle list has spare
+// capacity, as code that builds its commands from one base does, and returns
+// a check that nothing was written into it.
+func shareAttributes(cmds ...*exec.Cmd) (unchanged func() bool) {
+	attr := &syscall.SysProcAttr{AdditionalInheritedHandles: make([]syscall.Handle, 0, 4)}
+	for _, cmd := range cmds {
+		cmd.SysProcAttr = attr
+	}
+	return func() bool {
+		return len(attr.AdditionalInheritedHandles) == 0 && attr.AdditionalInheritedHandles[:1][0] == 0
 	}
 }
