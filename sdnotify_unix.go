@@ -366,7 +366,7 @@ func readControl(oob []byte, fds []int) ([]int, int) {
 // bound (Go's thread limit is fatal). While maxHeldDescriptors wait to be
 // closed, the listener receives no more: the child's datagrams, and the
 // descriptors they carry, wait in the socket's queue, not in this process's
-// descriptor table (TestNotifyListenerBoundsHeldDescriptors).
+// descriptor table (TestStartAndWaitBlockedCloseHoldsNoMore).
 type fdCloser struct {
 	mu       sync.Mutex
 	queue    []int
