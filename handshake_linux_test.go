@@ -1351,3 +1351,109 @@ func reportedOnce(t *testing.T, dir string) {
 		t.Fatalf("the daemon reported %d times (restarted by s6?), want once", lines)
 	}
 }
+
+func init() {
+	// jam-closers-then-flood connects four times to the TCP address arg1,
+	// whose peer never reads, fills each connection and sets SO_LINGER to a
+	// minute, sends the four sockets in one datagram to NOTIFY_SOCKET,
+	// closes its own copies and says "closed" on standard output; then it
+	// sends two datagrams of 253 descriptors each, then READY=1, says "sent"
+	// and waits for standard input to close.
+	register("jam-closers-then-flood", func() int {
+		var fds []int
+		for range 4 {
+			conn, fd, err := dialLingering(os.Args[1], 60)
+			if err != nil {
+				return helperExit(3, err)
+			}
+			defer conn.Close()
+			fds = append(fds, fd)
+		}
+		if err := sendToNotifySocket("STATUS=jam", unix.UnixRights(fds...)); err != nil {
+			return helperExit(3, err)
+		}
+		for _, fd := range fds {
+			unix.Close(fd) // the listener's copies are the last
+		}
+		fmt.Println("closed")
+		rights, err := devNullRights()
+		if err != nil {
+			return helperExit(3, err)
+		}
+		for range 2 {
+			if err := sendToNotifySocket("STATUS=flood", rights); err != nil {
+				return helperExit(3, err)
+			}
+		}
+		if err := sendToNotifySocket("STATUS=up\nREADY=1", nil); err != nil {
+			return helperExit(3, err)
+		}
+		fmt.Println("sent")
+		holdStdin()
+		return 0
+	})
+}
+
+// A child that jams every closing goroutine (four sockets whose last close
+// lingers a minute) and then floods the socket cannot hold StartAndWait when
+// ctx ends: reading what is queued waits a bounded time for room, then
+// stops, and the READY=1 behind the flood, which the listener could not read
+// without holding more descriptors, does not count. The linger ends when the
+// test reads the four connections, and the closes with it.
+func TestStartAndWaitJammedClosersAtContextEnd(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cmd, _ := handshakeCommand(t, "jam-closers-then-flood", ln.Addr().String())
+	stdout, stdoutW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdout.Close()
+	defer stdoutW.Close()
+	cmd.Stdout = stdoutW
+	lines := bufio.NewReader(stdout)
+	var once sync.Once
+	hooked := make(chan struct{})
+	restore := tokenpipe.SetReceiveHook(func() {
+		once.Do(func() {
+			lines.ReadString('\n') // "closed"
+			close(hooked)
+		})
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := goStartAndWait(ctx, cmd)
+	select {
+	case <-hooked:
+	case r := <-done:
+		t.Fatalf("StartAndWait returned before any datagram came: (%q, %v)", r.msg, r.err)
+	}
+	if line, err := lines.ReadString('\n'); line != "sent\n" {
+		t.Fatalf("helper: %q, %v", line, err)
+	}
+	cancel()
+	var r started
+	select {
+	case r = <-done:
+	case <-time.After(hangGuard):
+		t.Fatalf("StartAndWait still waiting %v after ctx ended: it waited for the jammed closes", hangGuard)
+	}
+	restore()
+	if !errors.Is(r.err, tokenpipe.ErrChildKilled) {
+		t.Errorf("got (%q, %v), want ErrChildKilled: the READY=1 behind the flood could not be read", r.msg, r.err)
+	}
+	for range 4 { // end the lingers
+		conn, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(hangGuard))
+		if _, err := io.Copy(io.Discard, conn); err != nil {
+			t.Errorf("a jammed socket was not closed: %v", err)
+		}
+		conn.Close()
+	}
+}
