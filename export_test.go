@@ -28,7 +28,7 @@ func OSHandle(t testing.TB, e *TokenPipeEnd) uintptr {
 // OpenDescriptors finds them.
 type Descriptors struct {
 	Pipes, Sockets, Pidfds int // the kinds that the ends, the handshake and its socket open
-	All                    int // every descriptor, of whatever kind
+	All                    int // every descriptor, of whatever kind; on Windows every pipe (see OpenDescriptors)
 }
 
 // RawPipe (export_unix_test.go, export_windows_test.go) makes a pipe as a

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1455,5 +1456,485 @@ func TestStartAndWaitJammedClosersAtContextEnd(t *testing.T) {
 			t.Errorf("a jammed socket was not closed: %v", err)
 		}
 		conn.Close()
+	}
+}
+
+// A descriptor the listener cannot install (its process is at
+// RLIMIT_NOFILE) is closed by the kernel in the thread that called recvmsg
+// (scm_detach_fds installs what fits and drops the rest, whose last close
+// runs before recvmsg returns). A lingering socket there holds the receive
+// goroutine for its linger, but not StartAndWait: drain and close wait for
+// the goroutine a bounded time (DESIGN.md), and leave it to finish.
+
+func init() {
+	// lingering-socket-past-full-table connects five times to the TCP
+	// address arg1, whose peer never reads (dialLingering, an hour). It sends
+	// four of those sockets in one datagram (they jam the four closing
+	// goroutines), closes its copies and says "closed"; sends STATUS=sync
+	// (the parent waits there for the jam to take hold); sends a datagram of
+	// 253 descriptors (its /dev/null), which fills the parent's table; sends
+	// the fifth socket alone, closes its copy and says "closed5"; then sends
+	// READY=1, says "sent" and waits for standard input to close.
+	register("lingering-socket-past-full-table", func() int {
+		lingering := func() (int, error) {
+			conn, fd, err := dialLingering(os.Args[1], 3600)
+			if err != nil {
+				return -1, err
+			}
+			dup, err := unix.Dup(fd)
+			conn.Close() // not the last reference: dup is
+			return dup, err
+		}
+		var jam []int
+		for range 4 {
+			fd, err := lingering()
+			if err != nil {
+				return helperExit(3, err)
+			}
+			jam = append(jam, fd)
+		}
+		if err := sendToNotifySocket("STATUS=jam", unix.UnixRights(jam...)); err != nil {
+			return helperExit(3, err)
+		}
+		for _, fd := range jam {
+			unix.Close(fd)
+		}
+		fmt.Println("closed")
+		if err := sendToNotifySocket("STATUS=sync", nil); err != nil {
+			return helperExit(3, err)
+		}
+		nulls, err := devNullRights()
+		if err != nil {
+			return helperExit(3, err)
+		}
+		if err := sendToNotifySocket("STATUS=fill", nulls); err != nil {
+			return helperExit(3, err)
+		}
+		fifth, err := lingering()
+		if err != nil {
+			return helperExit(3, err)
+		}
+		if err := sendToNotifySocket("STATUS=fifth", unix.UnixRights(fifth)); err != nil {
+			return helperExit(3, err)
+		}
+		unix.Close(fifth) // the datagram's reference is the last
+		fmt.Println("closed5")
+		if err := sendToNotifySocket("STATUS=up\nREADY=1", nil); err != nil {
+			return helperExit(3, err)
+		}
+		fmt.Println("sent")
+		holdStdin()
+		return 0
+	})
+
+	// launch-near-descriptor-limit is a launcher with RLIMIT_NOFILE
+	// 1024 that holds all but 48 of them (its other connections, files and
+	// so on), and runs StartAndWait on lingering-socket-past-full-table. It
+	// cancels ctx once the child has sent READY=1. Exit 0: StartAndWait
+	// returned within hangGuard of ctx's end; 1: it did not (it returns
+	// once the launcher reads the lingering connections); 3: set-up failed.
+	register("launch-near-descriptor-limit", func() int {
+		lim := syscall.Rlimit{Cur: 1024, Max: 1024}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return helperExit(3, err)
+		}
+		ln, err := listenSmallWindow()
+		if err != nil {
+			return helperExit(3, err)
+		}
+		defer ln.Close()
+		cmd, err := newHelperCommand("lingering-socket-past-full-table", ln.Addr().String())
+		if err != nil {
+			return helperExit(3, err)
+		}
+		stdin, _ := cmd.StdinPipe() // held: the child stays up
+		defer stdin.Close()
+		stdout, _ := cmd.StdoutPipe()
+		lines := bufio.NewReader(stdout)
+		var n atomic.Int32
+		filled := make(chan struct{})
+		restore := tokenpipe.SetReceiveHook(func() {
+			switch n.Add(1) {
+			case 1: // the jam: its sockets are the last references once the child says so
+				lines.ReadString('\n') // "closed"
+			case 2:
+				// Until the closing goroutines have taken the jam's sockets
+				// out of the table (close(2) does so at once, and then waits
+				// out the linger): only the fill's descriptors hold it then.
+				for deadline := time.Now().Add(hangGuard); socketsOpen() > 2; time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						break // no jam: the run shows what it shows
+					}
+				}
+			case 3: // the fill: the table is full; the fifth socket is queued, its only reference in flight
+				lines.ReadString('\n') // "closed5"
+				close(filled)
+			}
+		})
+		// Not restored: the listener's receive goroutine outlives StartAndWait
+		// here, by design, and reads the hook until it returns; the process
+		// exits soon after.
+		_ = restore
+
+		// The launcher's own descriptors: all but 48.
+		var ballast []int
+		defer func() {
+			for _, fd := range ballast {
+				unix.Close(fd)
+			}
+		}()
+		for {
+			ents, err := os.ReadDir("/proc/self/fd")
+			if err != nil {
+				return helperExit(3, err)
+			}
+			if len(ents) >= int(lim.Cur)-48 {
+				break
+			}
+			fd, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return helperExit(3, err)
+			}
+			ballast = append(ballast, fd)
+		}
+
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		type result struct {
+			msg string
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			msg, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+			done <- result{msg, err}
+		}()
+		select {
+		case <-filled:
+		case r := <-done:
+			return helperExit(3, fmt.Errorf("StartAndWait returned before the table was full: (%q, %v)", r.msg, r.err))
+		case <-time.After(hangGuard):
+			return helperExit(3, fmt.Errorf("the child did not get as far as the fifth socket"))
+		}
+		if line, err := lines.ReadString('\n'); line != "sent\n" {
+			return helperExit(3, fmt.Errorf("child: %q, %v", line, err))
+		}
+		cancel()
+		ended := time.Now()
+
+		// endLingers gives the launcher its descriptors back and reads the
+		// five connections, which ends the lingers and the closes with them.
+		endLingers := func() {
+			for _, fd := range ballast {
+				unix.Close(fd)
+			}
+			ballast = nil
+			var wg sync.WaitGroup
+			for range 5 {
+				conn, err := ln.Accept()
+				if err != nil {
+					fmt.Println("accept:", err)
+					break
+				}
+				wg.Go(func() {
+					defer conn.Close()
+					conn.SetReadDeadline(time.Now().Add(hangGuard))
+					io.Copy(io.Discard, conn)
+				})
+			}
+			wg.Wait()
+		}
+		select {
+		case r := <-done:
+			fmt.Printf("returned %v after ctx ended: (%q, %v)\n", time.Since(ended).Round(time.Millisecond), r.msg, r.err)
+			endLingers()
+			return 0
+		case <-time.After(hangGuard):
+		}
+		fmt.Printf("HANG: StartAndWait still running %v after ctx ended: a lingering socket it could not install is being closed in its receiving thread\n", hangGuard)
+		endLingers()
+		select {
+		case r := <-done:
+			fmt.Printf("once the lingers ended it returned, %v after ctx ended: (%q, %v)\n", time.Since(ended).Round(time.Millisecond), r.msg, r.err)
+		case <-time.After(hangGuard):
+			fmt.Println("and it was still running after the lingers ended")
+		}
+		return 1
+	})
+}
+
+// socketsOpen counts the sockets among the process's descriptors.
+func socketsOpen() int {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	n := 0
+	for _, e := range ents {
+		if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); strings.HasPrefix(l, "socket:") {
+			n++
+		}
+	}
+	return n
+}
+
+// listenSmallWindow listens on a loopback TCP port whose connections take
+// little before their window closes, so that a peer that fills one
+// (dialLingering) is left with unsent data however the kernel tunes its
+// buffers: its last close then waits out its linger.
+func listenSmallWindow() (net.Listener, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		c.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
+		return err
+	}}
+	return lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+}
+
+// A child can make the kernel close one of its lingering sockets in the
+// listener's receiving thread: it fills the launcher's descriptor table
+// (here, a launcher that was near its limit already) and then sends the
+// socket. StartAndWait must still return within the documented bound after
+// ctx ends.
+func TestStartAndWaitLingeringSocketPastFullTable(t *testing.T) {
+	t.Log(runLauncher(t, "launch-near-descriptor-limit"))
+}
+
+func init() {
+	// jam-closers-flood-then-ready connects four times to the TCP address
+	// arg1, whose peer never reads (dialLingering, an hour), sends the four
+	// sockets in one datagram, closes its copies and says "closed"; sends a
+	// datagram of 253 descriptors (its /dev/null); then, once a line comes on
+	// its standard input, calls Ready and waits for standard input to close.
+	register("jam-closers-flood-then-ready", func() int {
+		var jam []int
+		for range 4 {
+			conn, fd, err := dialLingering(os.Args[1], 3600)
+			if err != nil {
+				return helperExit(3, err)
+			}
+			dup, err := unix.Dup(fd)
+			conn.Close() // not the last reference: dup is
+			if err != nil {
+				return helperExit(3, err)
+			}
+			jam = append(jam, dup)
+		}
+		if err := sendToNotifySocket("STATUS=jam", unix.UnixRights(jam...)); err != nil {
+			return helperExit(3, err)
+		}
+		for _, fd := range jam {
+			unix.Close(fd)
+		}
+		fmt.Println("closed")
+		nulls, err := devNullRights()
+		if err != nil {
+			return helperExit(3, err)
+		}
+		if err := sendToNotifySocket("STATUS=flood", nulls); err != nil {
+			return helperExit(3, err)
+		}
+		in := bufio.NewReader(os.Stdin)
+		in.ReadString('\n')
+		if err := tokenpipe.Ready(readyEnv, "up"); err != nil {
+			return helperExit(3, err)
+		}
+		io.Copy(io.Discard, in)
+		return 0
+	})
+}
+
+// unixDatagramSockets counts the process's AF_UNIX datagram sockets: the
+// sd_notify listener's kind.
+func unixDatagramSockets(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		domain, err1 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+		typ, err2 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+		if err1 == nil && err2 == nil && domain == unix.AF_UNIX && typ == unix.SOCK_DGRAM {
+			n++
+		}
+	}
+	return n
+}
+
+// StartAndWait leaves no descriptor of its own behind, also when the
+// closing goroutines are jammed (four lingering sockets) and 256
+// descriptors wait behind them: the listener's socket is closed all the
+// same, and what is still queued in it goes with it, in a goroutine that
+// nothing waits for (godoc: "No descriptor is left behind, but those the
+// child sent with a datagram").
+func TestStartAndWaitJammedClosersLeaveNoSocket(t *testing.T) {
+	ln, err := listenSmallWindow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cmd, stdin := handshakeCommand(t, "jam-closers-flood-then-ready", ln.Addr().String())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewReader(stdout)
+	var n atomic.Int32
+	flooded := make(chan struct{})
+	restore := tokenpipe.SetReceiveHook(func() {
+		switch n.Add(1) {
+		case 1: // the jam: its sockets are the last references once the child says so
+			lines.ReadString('\n') // "closed"
+		case 2: // the flood: once handled, 257 descriptors wait and the listener reads no more
+			close(flooded)
+		}
+	})
+	before := unixDatagramSockets(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := goStartAndWait(ctx, cmd)
+	select {
+	case <-flooded:
+	case r := <-done:
+		t.Fatalf("StartAndWait returned before the flood came: (%q, %v)", r.msg, r.err)
+	}
+	stdin.Write([]byte("report\n"))
+	var r started
+	select {
+	case r = <-done:
+	case <-time.After(hangGuard):
+		t.Fatalf("StartAndWait still waiting after %v", hangGuard)
+	}
+	restore()
+	after := unixDatagramSockets(t)
+
+	for range 4 { // end the lingers, so that the closing goroutines finish
+		conn, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(hangGuard))
+		io.Copy(io.Discard, conn)
+		conn.Close()
+	}
+	if r.err != nil || r.msg != "up" {
+		t.Fatalf("StartAndWait: (%q, %v), want (\"up\", nil)", r.msg, r.err)
+	}
+	if after != before {
+		t.Fatalf("%d AF_UNIX datagram sockets open before StartAndWait, %d after it returned ready: it left its own socket behind", before, after)
+	}
+}
+
+func init() {
+	// chmod-socket-dir-then-ready leaves a file in its NOTIFY_SOCKET's
+	// directory, sets the directory's mode to arg1 (octal), reports with Ready
+	// and waits for standard input to close.
+	register("chmod-socket-dir-then-ready", func() int {
+		dir := filepath.Dir(os.Getenv("NOTIFY_SOCKET"))
+		mode, _ := strconv.ParseUint(os.Args[1], 8, 32)
+		if err := errors.Join(os.WriteFile(filepath.Join(dir, "left"), nil, 0o600), os.Chmod(dir, os.FileMode(mode))); err != nil {
+			return helperExit(3, err)
+		}
+		if err := tokenpipe.Ready(readyEnv, "chmodded"); err != nil {
+			return helperExit(3, err)
+		}
+		holdStdin()
+		return 0
+	})
+	// launch-chmod-socket-dir runs StartAndWait (5 s) on
+	// chmod-socket-dir-then-ready with mode arg1 and says what it
+	// returned. Exit 0: ready, no error, directory gone; 1: not so (it then
+	// removes the directory itself).
+	register("launch-chmod-socket-dir", func() int {
+		cmd, err := newHelperCommand("chmod-socket-dir-then-ready", os.Args[1])
+		if err != nil {
+			return helperExit(3, err)
+		}
+		stdin, _ := cmd.StdinPipe()
+		defer stdin.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		msg, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+		var dir string
+		for _, kv := range cmd.Env {
+			if v, ok := strings.CutPrefix(kv, "NOTIFY_SOCKET="); ok {
+				dir = filepath.Dir(v)
+			}
+		}
+		_, lerr := os.Lstat(dir)
+		fmt.Printf("uid %d: (%q, %v); %s: %v\n", os.Getuid(), msg, err, dir, lerr)
+		if msg == "chmodded" && err == nil && errors.Is(lerr, os.ErrNotExist) {
+			return 0
+		}
+		os.Chmod(dir, 0o700)
+		os.RemoveAll(dir)
+		return 1
+	})
+}
+
+// The socket directory is removed whatever mode a child of the same user
+// leaves it in, 0400 and 0000 too (DESIGN.md: removal "makes directories
+// the child left read-only writable"): the directory itself is made
+// writable through a descriptor, as resolving "." through the os.Root would
+// need search permission on it. Root passes every permission check, so the
+// launcher runs as uid 65534 when the test runs as root.
+func TestStartAndWaitSocketDirRemovedWhateverItsMode(t *testing.T) {
+	for _, mode := range []string{"500", "400", "000"} {
+		t.Run(mode, func(t *testing.T) {
+			exe, err := os.Executable()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir, err := os.MkdirTemp("", "tokenpipe-test-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				exec.Command("chmod", "-R", "u+rwx", dir).Run()
+				os.RemoveAll(dir)
+			})
+			if err := os.Chmod(dir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			cmd := helperCommand(t, "launch-chmod-socket-dir", mode)
+			cmd.Env = append(cmd.Env, "TMPDIR="+dir)
+			if os.Getuid() == 0 {
+				bin := filepath.Join(dir, "tokenpipe.test")
+				if err := copyExecutable(exe, bin); err != nil {
+					t.Fatal(err)
+				}
+				cmd.Path, cmd.Args[0] = bin, bin
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			}
+			cmd.Stderr = nil
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("the child left its socket directory mode %s: %v\n%s", mode, err, out)
+			}
+		})
+	}
+}
+
+// A child run as another user through a user namespace's mappings is
+// handed the socket and its directory as DESIGN.md says (childIDs maps the
+// credential): root starts systemd-notify as root of a user namespace of
+// its own, which is nobody (65534) outside it.
+func TestStartAndWaitChildInUserNamespace(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("not root: cannot map a user namespace's root to another user")
+	}
+	cmd := exec.Command(needProgram(t, "systemd-notify"), "--ready", "--status=up in a user namespace")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 65534, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 65534, Size: 1}},
+		Credential:  &syscall.Credential{Uid: 0, Gid: 0},
+	}
+	msg, err := checkedStartAndWait(t, cmd)
+	if err != nil || msg != "up in a user namespace" {
+		t.Fatalf("got (%q, %v), want (\"up in a user namespace\", nil)", msg, err)
 	}
 }

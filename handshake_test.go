@@ -949,10 +949,10 @@ type typedNilErr struct{ s string }
 
 func (e *typedNilErr) Error() string { return e.s }
 
-// Fail calls reason.Error() before anything else, so a reason whose Error
-// panics (a typed nil is the usual one) panics in Fail, even in a daemon run by
-// hand with nothing exported, where Fail should just return ErrNotExported.
-// fmt recovers such panics ("<nil>" / "%!v(PANIC=...)"); Fail does not.
+// A reason whose Error method panics (a typed nil is the usual one) does not
+// take the daemon down in Fail, which describes it as fmt would ("<nil>",
+// "%!v(PANIC=...)"), also in a daemon run by hand with nothing exported,
+// where Fail returns ErrNotExported.
 func TestFailReasonPanics(t *testing.T) {
 	freshReports(t)
 	t.Setenv(readyEnv, "")

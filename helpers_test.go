@@ -252,7 +252,8 @@ func watchLeaks(t testing.TB) *leakCheck {
 	return newLeakCheck(t, false)
 }
 
-// watchEveryDescriptor begins a leak check of every descriptor.
+// watchEveryDescriptor begins a leak check of every descriptor (on Windows,
+// of every pipe handle: the runtime's threads and events come and go).
 func watchEveryDescriptor(t testing.TB) *leakCheck {
 	t.Helper()
 	return newLeakCheck(t, true)

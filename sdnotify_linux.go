@@ -75,3 +75,28 @@ func mapID(mappings []syscall.SysProcIDMap, id int) (int, bool) {
 	}
 	return 0, false
 }
+
+// closeSocket closes the listener's socket, whose receive goroutine has
+// returned, so that its last close drops no descriptor if it can: the kernel
+// closes those of datagrams still queued in the thread that closes the
+// socket, where one that blocks would hold it
+// (TestNotifyListenerDescriptorQueuedAtClose). shutdown(SHUT_RD) stops new
+// datagrams (their senders get EPIPE); those queued are received, at most
+// maxDrained, and their descriptors handed to the closing goroutines as far
+// as there is room. What is left goes with the socket, whose close the
+// listener's close waits for only so long.
+func (l *notifyListener) closeSocket() error {
+	if rc, err := l.conn.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			unix.Shutdown(int(fd), unix.SHUT_RD)
+			r := receiver{buf: make([]byte, 1), oob: make([]byte, oobSize), l: l}
+			for i := 0; i < maxDrained && l.closer.hasRoom() && r.recv(fd); i++ {
+				l.closer.add(r.fds)
+				if r.err != nil {
+					break
+				}
+			}
+		})
+	}
+	return l.conn.Close()
+}

@@ -84,10 +84,11 @@ func sendNotify(addr string, msg []byte) error {
 // notifyListener is a datagram socket that a child reports to with
 // sd_notify, in a directory of its own, and the goroutine that reads it.
 type notifyListener struct {
-	conn *net.UnixConn
-	dir  string   // the private directory holding the socket
-	root *os.Root // dir, held open: what dir named when it was made
-	addr string   // the socket's path: the child's NOTIFY_SOCKET
+	conn    *net.UnixConn
+	dir     string   // the private directory holding the socket
+	dirFile *os.File // dir, held open: what dir named when it was made
+	root    *os.Root // the same, for what it holds
+	addr    string   // the socket's path: the child's NOTIFY_SOCKET
 
 	owner, peer int // the users whose datagrams count (peer -1: none other)
 
@@ -111,12 +112,13 @@ type notifyListener struct {
 // the sender's credentials) and truncated datagrams are dropped. The caller
 // must call close, which removes socket and directory.
 func listenNotify(attr *syscall.SysProcAttr) (*notifyListener, error) {
-	dir, root, err := makeSocketDir()
+	dir, dirFile, root, err := makeSocketDir()
 	if err != nil {
 		return nil, err
 	}
 	l := &notifyListener{
 		dir:      dir,
+		dirFile:  dirFile,
 		root:     root,
 		addr:     filepath.Join(dir, "notify"),
 		owner:    os.Getuid(),
@@ -163,8 +165,8 @@ func (l *notifyListener) listen(attr *syscall.SysProcAttr) error {
 
 // makeSocketDir makes a new private directory whose socket path fits
 // sun_path, in os.TempDir() if that is short enough, or else in /tmp, and
-// opens it as a Root.
-func makeSocketDir() (string, *os.Root, error) {
+// opens it, as a file and as a Root.
+func makeSocketDir() (string, *os.File, *os.Root, error) {
 	// os.MkdirTemp adds up to 10 digits to the pattern.
 	const tail = "/tokenpipe-1234567890/notify"
 	// A relative TMPDIR would give a NOTIFY_SOCKET that sd_notify senders
@@ -181,18 +183,41 @@ func makeSocketDir() (string, *os.Root, error) {
 		dir, err = os.MkdirTemp("/tmp", "tokenpipe-")
 	}
 	if err != nil {
-		return "", nil, fmt.Errorf("making a directory for the sd_notify socket: %w", err)
+		return "", nil, nil, fmt.Errorf("making a directory for the sd_notify socket: %w", err)
 	}
 	if len(dir)+len("/notify") > maxSocketPath {
 		os.Remove(dir)
-		return "", nil, fmt.Errorf("making a directory for the sd_notify socket: %s/notify is longer than the %d bytes a socket address holds: %w", dir, maxSocketPath, os.ErrInvalid)
+		return "", nil, nil, fmt.Errorf("making a directory for the sd_notify socket: %s/notify is longer than the %d bytes a socket address holds: %w", dir, maxSocketPath, os.ErrInvalid)
 	}
-	root, err := os.OpenRoot(dir)
+	f, root, err := openDir(dir)
 	if err != nil {
 		os.Remove(dir)
-		return "", nil, fmt.Errorf("making a directory for the sd_notify socket: %w", err)
+		return "", nil, nil, fmt.Errorf("making a directory for the sd_notify socket: %w", err)
 	}
-	return dir, root, nil
+	return dir, f, root, nil
+}
+
+// openDir opens dir as a file (for fchmod, which needs no search permission
+// on it) and as a Root, and checks that both are the same directory.
+func openDir(dir string) (*os.File, *os.Root, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("open", err)
+	}
+	f := os.NewFile(uintptr(fd), dir)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	fi, err1 := f.Stat()
+	ri, err2 := root.Stat(".")
+	if err1 != nil || err2 != nil || !os.SameFile(fi, ri) {
+		f.Close()
+		root.Close()
+		return nil, nil, fmt.Errorf("%s changed while it was opened: %w", dir, os.ErrExist)
+	}
+	return f, root, nil
 }
 
 // oobSize is room for the sender's credentials and the most descriptors one
@@ -228,19 +253,23 @@ func (l *notifyListener) receive(rc syscall.RawConn) {
 	// that still holds NOTIFY_SOCKET (a grandchild) could otherwise keep the
 	// queue from ever emptying. maxDrained is more than a socket queues
 	// (net.unix.max_dgram_qlen, 512 by default). Closes that block hold the
-	// drain for at most maxDrainWait.
-	giveUp := time.Now().Add(maxDrainWait)
+	// drain for at most maxWaitForCloses.
+	giveUp := time.Now().Add(maxWaitForCloses)
 	rc.Control(func(fd uintptr) {
 		for i := 0; i < maxDrained && !r.decided && l.closer.roomBy(giveUp) && r.recv(fd) && r.handle(); i++ {
 		}
 	})
 }
 
-// maxDrained bounds how many datagrams drain reads, and maxDrainWait how
-// long it waits for received descriptors to be closed.
+// maxDrained bounds how many datagrams drain and closeSocket read, and
+// maxWaitForCloses how long drain and close wait for closes that block:
+// those of received descriptors (drain waits for room), and those the
+// kernel makes in the thread that receives (what it cannot install, when
+// this process's descriptor table is full) or closes the socket (what is
+// still queued).
 const (
-	maxDrained   = 1024
-	maxDrainWait = time.Second
+	maxDrained       = 1024
+	maxWaitForCloses = time.Second
 )
 
 // receiver is the state of the receive goroutine.
@@ -463,34 +492,41 @@ func (c *fdCloser) roomBy(giveUp time.Time) bool {
 }
 
 // drain makes the receive goroutine read every datagram queued now, send
-// its result if they decide, and stop; it returns once the goroutine has.
-// Whatever a child sent before it exited is queued once its exit is seen
-// (a datagram is queued by the sender's send), so after drain an undecided
-// listener means the child said nothing decisive. Call close afterwards.
+// its result if they decide, and stop; it returns once the goroutine has,
+// or after maxWaitForCloses. Whatever a child sent before it exited is
+// queued once its exit is seen (a datagram is queued by the sender's send),
+// so after drain an undecided listener means the child said nothing
+// decisive. Call close afterwards.
 func (l *notifyListener) drain() {
 	l.draining.Store(true)
 	l.conn.SetReadDeadline(time.Unix(1, 0)) // wakes the goroutine
 	l.stopOnce.Do(func() { close(l.stop) })
-	<-l.done
+	waitAtMost(l.done, maxWaitForCloses)
 }
 
 // close stops the receive goroutine and closes the socket, then removes
-// the socket and its directory. It is idempotent.
+// the socket and its directory. It is idempotent. The goroutine's return and
+// the socket's close are waited for at most maxWaitForCloses, and finish by
+// themselves (TestStartAndWaitLingeringSocketPastFullTable).
 func (l *notifyListener) close() error {
 	l.closeOnce.Do(func() {
 		l.stopOnce.Do(func() { close(l.stop) })
 		var err error
 		if l.conn != nil {
 			l.conn.SetReadDeadline(time.Unix(1, 0)) // wakes the goroutine
-			<-l.done
-			if rc, rerr := l.conn.SyscallConn(); rerr == nil {
-				rc.Control(l.emptyQueue)
+			closed := make(chan error, 1)
+			go func() {
+				<-l.done
+				closed <- l.closeSocket()
+			}()
+			timer := time.NewTimer(maxWaitForCloses)
+			select {
+			case err = <-closed:
+			case <-timer.C:
 			}
-			err = l.conn.Close()
-		} else {
-			<-l.done
+			timer.Stop()
 		}
-		if rmErr := removeSocketDir(l.root, l.dir); rmErr != nil {
+		if rmErr := removeSocketDir(l.dirFile, l.root, l.dir); rmErr != nil {
 			err = errors.Join(err, rmErr)
 		}
 		if err != nil {
@@ -500,56 +536,34 @@ func (l *notifyListener) close() error {
 	return l.closeErr
 }
 
-// emptyQueue makes sure that the socket's last close drops no descriptor:
-// the kernel drops those of datagrams still queued in the thread that
-// closes the socket, where one whose close blocks would hold StartAndWait
-// (TestNotifyListenerDescriptorQueuedAtClose). shutdown(SHUT_RD) stops new
-// datagrams (their senders get EPIPE, on Linux); those queued are received
-// and their descriptors handed to the closers, as far as there is room. If
-// some are left, a duplicate of the socket goes to the closers too, so that
-// its last close is theirs. The receive goroutine must have returned.
-func (l *notifyListener) emptyQueue(fd uintptr) {
-	unix.Shutdown(int(fd), unix.SHUT_RD)
-	r := receiver{buf: make([]byte, 1), oob: make([]byte, oobSize), l: l}
-	for l.closer.hasRoom() {
-		if !r.recv(fd) {
-			return // empty
-		}
-		l.closer.add(r.fds)
-		if r.err != nil {
-			break
-		}
-	}
-	if last := dupCloseOnExec(int(fd)); last >= 0 {
-		l.closer.add([]int{last})
+// waitAtMost waits until done is closed, or d has passed; it reports which.
+func waitAtMost(done <-chan struct{}, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return true
+	case <-timer.C:
+		return false
 	}
 }
 
-// dupCloseOnExec duplicates fd, close-on-exec, or returns -1. ForkLock and
-// F_DUPFD, as os does where there is no F_DUPFD_CLOEXEC (AIX).
-func dupCloseOnExec(fd int) int {
-	syscall.ForkLock.RLock()
-	defer syscall.ForkLock.RUnlock()
-	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD, 3)
-	if err != nil {
-		return -1
-	}
-	unix.CloseOnExec(dup)
-	return dup
-}
-
-// removeSocketDir removes dir, which root holds open, with all it holds.
-// The child (the same user, or the one the directory was handed to) may
-// have put files there, made them or the directory read-only, or moved the
-// directory away and put something else in its place: root still names
-// the directory that was made, and never leads out of it, so nothing
-// outside it is changed, even for a parent running as root
-// (TestStartAndWaitRemovesSocketDir). What a child can make it do is
-// bounded: a directory holding more than maxLeftEntries entries, or deeper
-// than maxLeftDepth levels, is left as it is, with an error
+// removeSocketDir removes dir, which f and root hold open, with all it
+// holds. The child (the same user, or the one the directory was handed to)
+// may have put files there, taken away its permissions or those of what it
+// holds, or moved the directory away and put something else in its place: f
+// and root still name the directory that was made, and root never leads out
+// of it, so nothing outside it is changed, even for a parent running as
+// root (TestStartAndWaitRemovesSocketDir). The directory itself is made
+// writable through f, as resolving "." in root would need search
+// permission on it. What a child can make it do is bounded: a directory
+// holding more than maxLeftEntries entries, or deeper than maxLeftDepth
+// levels, is left as it is, with an error
 // (TestStartAndWaitSocketDirCleanupIsBounded).
-func removeSocketDir(root *os.Root, dir string) error {
+func removeSocketDir(f *os.File, root *os.Root, dir string) error {
+	defer f.Close()
 	defer root.Close()
+	f.Chmod(0o700)
 	var names []string
 	err := fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
 		switch {
@@ -557,12 +571,12 @@ func removeSocketDir(root *os.Root, dir string) error {
 			return err
 		case len(names) == maxLeftEntries || strings.Count(name, "/") >= maxLeftDepth:
 			return fmt.Errorf("the child left more than %d entries, or more than %d levels deep", maxLeftEntries, maxLeftDepth)
+		case name == ".":
+			return nil
 		case d.IsDir():
 			root.Chmod(name, 0o700) // so that it can be read and emptied; before WalkDir reads it
 		}
-		if name != "." {
-			names = append(names, name)
-		}
+		names = append(names, name)
 		return nil
 	})
 	for i := len(names) - 1; i >= 0 && err == nil; i-- { // children before parents

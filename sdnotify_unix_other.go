@@ -28,3 +28,12 @@ func childIDs(attr *syscall.SysProcAttr) (uid, gid int, ok bool) {
 	}
 	return int(attr.Credential.Uid), int(attr.Credential.Gid), true
 }
+
+// closeSocket closes the listener's socket as it is. Outside Linux,
+// shutdown(SHUT_RD) does not serve to empty a datagram socket first: macOS
+// refuses it on an unconnected socket (ENOTCONN) and senders go on; on the
+// BSDs every later receive returns 0 bytes, and FreeBSD disposes of what is
+// queued, descriptors included, in the thread that shuts it down. So what
+// is queued goes with the socket, whose close the listener's close waits for
+// only so long.
+func (l *notifyListener) closeSocket() error { return l.conn.Close() }
