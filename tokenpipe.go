@@ -443,8 +443,10 @@ type endFile struct {
 	resumed    chan struct{} // closed when interrupts drops to 0; nil while it is 0
 
 	// Buffers for the common case of one reader and one writer at a time,
-	// for the system calls that need one, so that a token costs no
-	// allocation: a buffer passed to a system call escapes to the heap.
+	// for the calls that need one, so that a token costs no allocation: a
+	// buffer that the Unix poller's callback or Windows's ReadFile and
+	// WriteFile reach escapes to the heap (a plain read(2) or write(2) on
+	// Unix needs none: its byte stays on the stack).
 	readScratch, writeScratch scratch
 }
 
