@@ -271,15 +271,11 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 	// An end that has had to wait goes straight to the poller, whose first
 	// read(2) finds a token that is there: a direct read first would cost a
 	// third system call per token wherever tokens have to be waited for.
-	// The direct read's byte lives on the stack (syscall.Read does not let
-	// its buffer escape), so it needs no scratch: claiming and releasing one
-	// cost two more atomic operations a token.
 	for s.f.Load() == nil {
-		var tok [1]byte
-		n, err := syscall.Read(s.fd, tok[:])
+		tok, n, err := readDirect(s.fd, rs)
 		switch {
 		case err == nil && n == 1:
-			return tok[0], nil
+			return tok, nil
 		case err == nil:
 			return 0, io.EOF
 		case err == syscall.EINTR:
