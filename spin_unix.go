@@ -93,6 +93,7 @@ const (
 	trialFor    = 50 * time.Millisecond  // a trial without a good window by then stops
 	heldWindows = 64                     // good steady windows that reset the level
 	checkEvery  = 256                    // parked: waits between looks at the machine
+	parkBatch   = 64                     // parked: waits a reader takes from skip at once
 	busyAfter   = 20 * time.Millisecond  // parked: this long without an idle CPU is busy
 	maxLevel    = 4
 )
@@ -101,32 +102,33 @@ const (
 // level (1 to maxLevel): 1024, 4096, 16384, 65536.
 func parkedWaits(level int32) int32 { return 1024 << (2 * (level - 1)) }
 
-// plan decides how a read that has found the pipe empty waits.
-func (p *spinner) plan() waitPlan {
+// plan decides how a read that has found the pipe empty waits. When it
+// parks, the reader may park that many more waits without asking again
+// (kept in its scratch): a parked wait then costs no atomic operation.
+func (p *spinner) plan() (waitPlan, int32) {
 	if p.mode.Load() == spinParked {
-		if p.skip.Add(-1) >= 0 {
-			return waitPark
+		if n := p.skip.Load(); n > 0 {
+			batch := min(n, parkBatch)
+			p.skip.Add(-batch)
+			return waitPark, batch - 1
 		}
 		idle, known := machineIdle()
 		if !p.look(idle, known, int64(monotonic())) {
-			return waitPark
+			return waitPark, 0
 		}
 	}
-	if p.mode.Load() == spinTrying && time.Duration(int64(monotonic())-p.since.Load()) > trialFor {
+	// GOMAXPROCS takes the scheduler's lock, so it is read at every wait
+	// of a trial, then only where a steady end's spins go wrong (spun); it
+	// can change at run time (since Go 1.25 it follows a container's CPU
+	// quota).
+	if p.mode.Load() == spinTrying && (time.Duration(int64(monotonic())-p.since.Load()) > trialFor || runtime.GOMAXPROCS(0) < 2) {
 		p.stop()
-		return waitPark
-	}
-	// GOMAXPROCS takes the scheduler's lock: here only, never while parked.
-	// It can change at run time (since Go 1.25 it follows a container's
-	// CPU quota).
-	if runtime.GOMAXPROCS(0) < 2 {
-		p.stop()
-		return waitPark
+		return waitPark, 0
 	}
 	if time.Duration(p.avg.Load()) >= spinWhen {
-		return waitTimed
+		return waitTimed, 0
 	}
-	return waitSpin
+	return waitSpin, 0
 }
 
 // look decides, for a parked end, from the machine's idle time and the
@@ -193,7 +195,12 @@ func (p *spinner) spun(paid bool, wait time.Duration) {
 		quick++
 		p.quick.Store(quick)
 	}
-	if p.winN.Add(1) < window {
+	n := p.winN.Add(1)
+	if (!paid || n >= window) && mode == spinSteady && runtime.GOMAXPROCS(0) < 2 {
+		p.stop()
+		return
+	}
+	if n < window {
 		return
 	}
 	p.winN.Store(0)

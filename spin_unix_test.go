@@ -53,10 +53,12 @@ func TestParkedSpellsGrow(t *testing.T) {
 			t.Fatalf("busy look %d: level %d, skip %d; want %d, %d", level, p.level.Load(), p.skip.Load(), want, parkedWaits(want))
 		}
 	}
-	for range parkedWaits(maxLevel) {
-		if p.plan() != waitPark {
-			t.Fatal("a parked end spun before its spell ended")
+	for waits := int32(0); waits < parkedWaits(maxLevel); {
+		w, more := p.plan()
+		if w != waitPark {
+			t.Fatalf("a parked end spun after %d waits of a spell of %d", waits, parkedWaits(maxLevel))
 		}
+		waits += 1 + more
 	}
 }
 
@@ -67,7 +69,7 @@ func TestSpinStopsWhenThePeerIsLate(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	var p spinner
 	steady(&p)
-	if p.plan() != waitSpin {
+	if planOf(&p) != waitSpin {
 		t.Fatal("a steady end with quick spun reads does not spin")
 	}
 	late := quickWait + 15*time.Microsecond // within spinFor: the spins paid
@@ -82,11 +84,11 @@ func TestSpinStopsWhenThePeerIsLate(t *testing.T) {
 		}
 		spinWindow(&p, true, late)
 	}
-	if p.mode.Load() != spinParked || p.plan() != waitPark {
+	if p.mode.Load() != spinParked || planOf(&p) != waitPark {
 		t.Fatal("three windows in a row of tokens that came late did not stop the spinning")
 	}
-	if p.level.Load() != 1 || p.skip.Load() != parkedWaits(1)-1 {
-		t.Errorf("after a stop: level %d, skip %d; want 1, %d", p.level.Load(), p.skip.Load(), parkedWaits(1)-1)
+	if p.level.Load() != 1 || p.skip.Load() != parkedWaits(1)-parkBatch {
+		t.Errorf("after a stop and a wait: level %d, skip %d; want 1, %d", p.level.Load(), p.skip.Load(), parkedWaits(1)-parkBatch)
 	}
 }
 
@@ -96,13 +98,14 @@ func TestTrialsEnd(t *testing.T) {
 	var p spinner
 	trying(&p)
 	p.since.Store(int64(monotonic() - trialFor - time.Millisecond))
-	if p.plan() != waitPark || p.mode.Load() != spinParked {
+	if planOf(&p) != waitPark || p.mode.Load() != spinParked {
 		t.Error("a trial older than trialFor without a good window still spins")
 	}
 }
 
 // heldWindows good windows make the next parked spell the shortest again.
 func TestHeldWindowsResetTheLevel(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	var p spinner
 	p.level.Store(maxLevel)
 	steady(&p)
@@ -114,17 +117,29 @@ func TestHeldWindowsResetTheLevel(t *testing.T) {
 	}
 }
 
-// With one P a read never spins, whatever the mode: the goroutine that
-// would write the token could not run meanwhile. GOMAXPROCS is read afresh
-// at every wait that could spin.
+// With one P a read does not spin: the goroutine that would write the
+// token could not run meanwhile. A trial reads GOMAXPROCS at every wait, a
+// steady end at every spin that does not pay and every window.
 func TestNoSpinWithOneP(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	for name, start := range map[string]func(*spinner){"trying": trying, "steady": steady} {
-		var p spinner
-		start(&p)
-		if got := p.plan(); got != waitPark || p.mode.Load() != spinParked {
-			t.Errorf("%s with GOMAXPROCS=1: plan %d, mode %d; want parked", name, got, p.mode.Load())
-		}
+	var p spinner
+	trying(&p)
+	if got := planOf(&p); got != waitPark || p.mode.Load() != spinParked {
+		t.Errorf("a trial with GOMAXPROCS=1: plan %d, mode %d; want parked", got, p.mode.Load())
+	}
+	var q spinner
+	steady(&q)
+	q.spun(false, spinFor) // what a spin with one P comes to
+	if q.mode.Load() != spinParked {
+		t.Errorf("a steady end with GOMAXPROCS=1 still spins after a spin that did not pay")
+	}
+	var u spinner
+	steady(&u)
+	for i := 0; i < window && u.mode.Load() == spinSteady; i++ {
+		u.spun(true, time.Microsecond)
+	}
+	if u.mode.Load() != spinParked {
+		t.Errorf("a steady end with GOMAXPROCS=1 still spins after a window")
 	}
 	// On a real pipe: a writer that answers at once, and the reader never
 	// spins (it would show as a spun read in the window).
@@ -156,7 +171,7 @@ func TestSlowWriterStopsTheSpin(t *testing.T) {
 	var rs, ws scratch
 	for i := range 3 {
 		readPacedBurst(t, r, w, &rs, &ws, 1)
-		if r.spin.plan() == waitSpin {
+		if planOf(&r.spin) == waitSpin {
 			t.Fatalf("after %d reads that waited about 1 ms each, the next read would spin (average %v)", i+1, time.Duration(r.spin.avg.Load()))
 		}
 	}
@@ -173,7 +188,7 @@ func TestBurstsStopTheSpin(t *testing.T) {
 	const burst = 16
 	for i := range 3 {
 		readPacedBurst(t, r, w, &rs, &ws, burst)
-		if r.spin.plan() == waitSpin {
+		if planOf(&r.spin) == waitSpin {
 			t.Fatalf("after %d bursts of %d tokens a millisecond apart, the first read of the next would spin (average %v)", i+1, burst, time.Duration(r.spin.avg.Load()))
 		}
 	}
@@ -201,7 +216,7 @@ func TestTimedOutReadsStopTheSpin(t *testing.T) {
 			t.Fatalf("read on a quiet pipe: %v, want context.DeadlineExceeded", err)
 		}
 	}
-	if s.spin.plan() == waitSpin {
+	if planOf(&s.spin) == waitSpin {
 		t.Errorf("after 3 reads that waited about 1 ms each and timed out, the next read would spin (average %v)", time.Duration(s.spin.avg.Load()))
 	}
 }
@@ -219,7 +234,7 @@ func TestQueuedTokensDoNotYield(t *testing.T) {
 	// One wait puts the end in the poller, where every later read goes.
 	readPacedBurst(t, r, w, &rs, &ws, 1)
 	steady(&r.spin) // reads that wait spin
-	if r.spin.plan() != waitSpin {
+	if planOf(&r.spin) != waitSpin {
 		t.Fatal("a steady end would not spin")
 	}
 	var stop, busy atomic.Bool
@@ -275,6 +290,12 @@ func TestMachineIdle(t *testing.T) {
 	}
 }
 
+// planOf returns how plan would have a read wait.
+func planOf(p *spinner) waitPlan {
+	w, _ := p.plan()
+	return w
+}
+
 // trying puts p in a trial that begins now, as a look that found an idle
 // CPU does.
 func trying(p *spinner) {
@@ -282,10 +303,15 @@ func trying(p *spinner) {
 	p.look(2, true, int64(monotonic()))
 }
 
-// steady puts p in the steady mode, as a trial's first good window does.
+// steady puts a fresh p in the steady mode, as a trial's first good window
+// does.
 func steady(p *spinner) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
 	trying(p)
 	spinWindow(p, true, time.Microsecond)
+	if p.mode.Load() != spinSteady {
+		panic("steady: the spinner was not fresh")
+	}
 }
 
 // spinWindow records a window of spun reads that all went alike.

@@ -446,7 +446,8 @@ type endFile struct {
 	// for the calls that need one, so that a token costs no allocation: a
 	// buffer that the Unix poller's callback or Windows's ReadFile and
 	// WriteFile reach escapes to the heap (a plain read(2) or write(2) on
-	// Unix needs none: its byte stays on the stack).
+	// Unix needs none: its byte stays on the stack, but for the race
+	// detector).
 	readScratch, writeScratch scratch
 }
 
@@ -530,21 +531,6 @@ func (f *endFile) resume() {
 		f.sys.setInterrupted(false)
 		close(f.resumed)
 		f.resumed = nil
-	}
-}
-
-// claim returns s if it is free, or else a new scratch.
-func (s *scratch) claim() *scratch {
-	if s.busy.CompareAndSwap(false, true) {
-		return s
-	}
-	return new(scratch)
-}
-
-// release frees what claim returned.
-func (s *scratch) release(claimed *scratch) {
-	if claimed == s {
-		s.busy.Store(false)
 	}
 }
 

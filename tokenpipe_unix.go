@@ -82,13 +82,17 @@ func newSysFile(fd int) *sysFile {
 // handle returns the descriptor or handle value, as FromEnv would name it.
 func (s *sysFile) handle() uintptr { return uintptr(s.fd) }
 
-// enter counts a call under way, or says why none may start.
-func (s *sysFile) enter() error {
-	if v := s.state.Add(1); v&^callsMask != 0 {
+// enter counts a call under way, or says why none may start. sole reports
+// whether it was the only call under way: while it is counted, no call that
+// enters after it is, so a sole read may use the end's own scratch without
+// claiming it (claiming and releasing cost two atomic operations a wait).
+func (s *sysFile) enter() (sole bool, err error) {
+	v := s.state.Add(1)
+	if v&^callsMask != 0 {
 		s.leave()
-		return shutError(v)
+		return false, shutError(v)
 	}
-	return nil
+	return v&callsMask == 1, nil
 }
 
 // leave ends what enter counted.
@@ -190,13 +194,13 @@ func (s *sysFile) adopt() *os.File {
 // scratch is what a read that waits in the poller reads its token through,
 // with what tryRead keeps between the poller's calls.
 type scratch struct {
-	busy atomic.Bool
-	b    [1]byte
+	b [1]byte
 
 	// Built on the first wait, so that later ones allocate nothing.
 	rc          syscall.RawConn
 	tryReadFunc func(fd uintptr) bool // b.tryRead as a func value, made once
 	spinner     *spinner              // the end's
+	parkLeft    int32                 // waits that park without asking spinner
 
 	// This read's wait, as tryRead goes.
 	state waitState
@@ -271,12 +275,13 @@ func aboveStdio(fds ...int) (int, int, error) {
 	return fds[0], fds[1], nil
 }
 
-// read reads one token, through rs or a scratch of its own. It returns io.EOF
-// at end of stream, errInterrupted while setInterrupted(true) is in force, an
-// error matching os.ErrClosed once close has begun and ErrExported once
-// export has.
+// read reads one token, through rs, or a scratch of its own while another
+// call is under way on the end. It returns io.EOF at end of stream,
+// errInterrupted while setInterrupted(true) is in force, an error matching
+// os.ErrClosed once close has begun and ErrExported once export has.
 func (s *sysFile) read(rs *scratch) (byte, error) {
-	if err := s.enter(); err != nil {
+	sole, err := s.enter()
+	if err != nil {
 		return 0, err
 	}
 	defer s.leave()
@@ -284,7 +289,7 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 	// read(2) finds a token that is there: a direct read first would cost a
 	// third system call per token wherever tokens have to be waited for.
 	for s.f.Load() == nil {
-		tok, n, err := readDirect(s.fd, rs)
+		tok, n, err := readDirect(s.fd, rs, sole)
 		switch {
 		case err == nil && n == 1:
 			return tok, nil
@@ -297,9 +302,10 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 		}
 		break
 	}
-	b := rs.claim()
-	defer rs.release(b)
-	return s.waitRead(b)
+	if !sole {
+		rs = new(scratch)
+	}
+	return s.waitRead(rs)
 }
 
 // waitRead reads a token through the poller. The caller has entered.
@@ -362,7 +368,13 @@ func (b *scratch) tryRead(fd uintptr) bool {
 		}
 		switch b.state {
 		case waitUndecided:
-			switch b.spinner.plan() {
+			plan := waitPark
+			if b.parkLeft > 0 {
+				b.parkLeft--
+			} else {
+				plan, b.parkLeft = b.spinner.plan()
+			}
+			switch plan {
 			case waitPark:
 				b.state = waitParked
 				return false
@@ -408,7 +420,7 @@ func (b *scratch) tryRead(fd uintptr) bool {
 // system call needs one, in one system call where the pipe has room. A
 // broken pipe gives an error for which isBrokenPipe holds.
 func (s *sysFile) write(p []byte, ws *scratch) error {
-	if err := s.enter(); err != nil {
+	if _, err := s.enter(); err != nil {
 		return err
 	}
 	defer s.leave()
@@ -468,7 +480,7 @@ func (s *sysFile) waitWrite(p []byte) error {
 // pending reports whether a read would return at once, with a token or end
 // of stream, without taking anything from the pipe.
 func (s *sysFile) pending() bool {
-	if s.enter() != nil {
+	if _, err := s.enter(); err != nil {
 		return false
 	}
 	defer s.leave()
