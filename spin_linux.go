@@ -13,10 +13,14 @@ var procStat = [...]byte{'/', 'p', 'r', 'o', 'c', '/', 's', 't', 'a', 't', 0}
 // machineIdle returns how long the machine's CPUs have been idle in all, in
 // /proc/stat's units (the idle and iowait columns of its "cpu" line, in
 // clock ticks; only differences count), and whether it could tell.
-// Reading it costs three system calls; the spinner asks only when a
-// parked spell ends, and when spinning stops.
+// Reading it costs three system calls; the spinner asks when spinning
+// stops, and while parked at most every checkEvery waits.
 func machineIdle() (int64, bool) {
-	fd, _, errno := syscall.Syscall6(syscall.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&procStat[0])), syscall.O_RDONLY|syscall.O_CLOEXEC, 0, 0, 0)
+	// O_NONBLOCK and O_NOCTTY: whatever sits at /proc/stat (a FIFO or a
+	// terminal in a chroot), opening and reading it must not block the
+	// read that asks, nor become the process's terminal.
+	const flags = syscall.O_RDONLY | syscall.O_CLOEXEC | syscall.O_NONBLOCK | syscall.O_NOCTTY
+	fd, _, errno := syscall.Syscall6(syscall.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&procStat[0])), flags, 0, 0, 0)
 	if errno != 0 {
 		return 0, false
 	}
