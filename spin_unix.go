@@ -34,10 +34,10 @@ import (
 //     once, at the cost of a counter: no clock, no GOMAXPROCS. A stopped
 //     end parks parkedWaits(level) waits, 4 times more at each stop; then,
 //     and on a fresh end every checkEvery waits, it looks at the machine
-//     (look): once a CPU has been idle since the last look, a spinner would
-//     take its time from nobody, and it tries; busyAfter with none idle
-//     means the machine is busy, and it parks on as after a stop. Where the
-//     system cannot say (machineIdle), it tries.
+//     (look): once a CPU has been idle for a tenth of the time it has
+//     watched, a spinner would take its time from nobody, and it tries;
+//     busyAfter with none idle means the machine is busy, and it parks on
+//     as after a stop. Where the system cannot say (machineIdle), it tries.
 //   - Trying and steady: a read spins while the reads' waits, spun or
 //     parked, have lately averaged less than spinWhen (a peer that answers
 //     within microseconds; one that writes seldom is not worth a spin), and
@@ -57,8 +57,8 @@ type spinner struct {
 	mode  atomic.Int32 // spinParked (the zero value), spinTrying or spinSteady
 	skip  atomic.Int32 // parked: waits left before the next look
 	level atomic.Int32 // parked spells since spinning last held up, 0 to maxLevel
-	idle  atomic.Int64 // parked: machineIdle()+1 at the last look; -1 unknown; 0 never looked
-	at    atomic.Int64 // parked: when the machine was last found busy (monotonic ns)
+	idle  atomic.Int64 // parked: machineIdle()+1 when watching began; -1 unknown; 0 never
+	at    atomic.Int64 // parked: when watching began (monotonic ns)
 	since atomic.Int64 // trying: when the trial began (monotonic ns)
 	avg   atomic.Int64 // trying, steady: moving average of the waits, ns
 	winN  atomic.Int32 // spun reads in the current window
@@ -95,6 +95,7 @@ const (
 	checkEvery  = 256                    // parked: waits between looks at the machine
 	parkBatch   = 64                     // parked: waits a reader takes from skip at once
 	busyAfter   = 20 * time.Millisecond  // parked: this long without an idle CPU is busy
+	idleTick    = 10 * time.Millisecond  // machineIdle's unit: /proc/stat counts USER_HZ (100) ticks
 	maxLevel    = 4
 )
 
@@ -134,19 +135,24 @@ func (p *spinner) plan() (waitPlan, int32) {
 // look decides, for a parked end, from the machine's idle time and the
 // time, whether to try spinning (true), or when to look again.
 func (p *spinner) look(idle int64, known bool, now int64) bool {
-	last := p.idle.Load()
-	p.record(idle, known)
+	base, since := p.idle.Load(), time.Duration(now-p.at.Load())
 	switch {
-	case last == 0: // a fresh end: its first look
-		p.at.Store(now)
+	case base == 0: // a fresh end: its first look
+		p.watch(idle, known, now)
 		p.skip.Store(checkEvery)
 		return false
-	case !known || idle+1 > last: // a CPU was idle, or nobody can say
-	case time.Duration(now-p.at.Load()) < busyAfter:
-		p.skip.Store(checkEvery) // no idle CPU yet: too soon to tell
+	case !known || base < 0: // nobody can say: try
+	case idle+1 > base && time.Duration(idle+1-base)*idleTick >= since/10:
+		// A CPU was idle for a tenth of the time since the machine was
+		// last found busy, or since the end began to watch: more than the
+		// slivers that a busy machine gathers now and then (at nice 19,
+		// a tick in a few seconds).
+	case since < busyAfter:
+		p.skip.Store(checkEvery) // too soon to tell
 		return false
 	default: // no CPU idle for busyAfter: the machine is busy
-		p.parkLonger(now)
+		p.watch(idle, known, now)
+		p.parkLonger()
 		return false
 	}
 	p.since.Store(now)
@@ -157,28 +163,28 @@ func (p *spinner) look(idle int64, known bool, now int64) bool {
 	return true
 }
 
-// record keeps machineIdle's answer for the next look.
-func (p *spinner) record(idle int64, known bool) {
+// watch takes machineIdle's answer and the time as what the next looks
+// compare with.
+func (p *spinner) watch(idle int64, known bool, now int64) {
 	if known {
 		p.idle.Store(idle + 1)
 	} else {
 		p.idle.Store(-1)
 	}
+	p.at.Store(now)
 }
 
 // stop stops the spinning.
 func (p *spinner) stop() {
 	idle, known := machineIdle()
-	p.record(idle, known)
-	p.parkLonger(int64(monotonic()))
+	p.watch(idle, known, int64(monotonic()))
+	p.parkLonger()
 }
 
-// parkLonger parks the end's reads for parkedWaits of the next level, from
-// now.
-func (p *spinner) parkLonger(now int64) {
+// parkLonger parks the end's reads for parkedWaits of the next level.
+func (p *spinner) parkLonger() {
 	level := min(p.level.Load()+1, maxLevel)
 	p.level.Store(level)
-	p.at.Store(now)
 	p.skip.Store(parkedWaits(level))
 	p.mode.Store(spinParked)
 }

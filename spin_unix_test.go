@@ -16,9 +16,9 @@ import (
 // real pipe are left to the benchmarks; the tests below that use one only
 // check what the policy decided.
 
-// A fresh end parks and looks at the machine every checkEvery waits; an
-// idle CPU since the last look starts a trial, busyAfter without one parks
-// it for longer, and where nothing can be known it tries.
+// A fresh end parks and looks at the machine every checkEvery waits; a CPU
+// idle for a tenth of the time watched starts a trial, busyAfter without
+// one parks it for longer, and where nothing can be known it tries.
 func TestSpinWaitsForAnIdleCPU(t *testing.T) {
 	var p spinner
 	if p.look(100, true, 0) || p.mode.Load() != spinParked || p.skip.Load() != checkEvery {
@@ -30,8 +30,12 @@ func TestSpinWaitsForAnIdleCPU(t *testing.T) {
 	if p.look(100, true, int64(busyAfter)) || p.level.Load() != 1 || p.skip.Load() != parkedWaits(1) {
 		t.Fatalf("no idle CPU for %v: mode %d, level %d, skip %d; want parked for %d waits", busyAfter, p.mode.Load(), p.level.Load(), p.skip.Load(), parkedWaits(1))
 	}
-	if !p.look(101, true, int64(busyAfter)+1) || p.mode.Load() != spinTrying {
-		t.Fatalf("a CPU was idle: mode %d, want trying", p.mode.Load())
+	// Slivers: one tick of idle time in a second is no idle CPU.
+	if p.look(101, true, int64(busyAfter+time.Second)) || p.level.Load() != 2 {
+		t.Fatalf("one tick of idle CPU time in a second: mode %d, level %d; want parked at level 2", p.mode.Load(), p.level.Load())
+	}
+	if !p.look(103, true, int64(busyAfter+time.Second+100*time.Millisecond)) || p.mode.Load() != spinTrying {
+		t.Fatalf("two ticks of idle CPU time in 100 ms: mode %d, want trying", p.mode.Load())
 	}
 
 	var q spinner
@@ -296,11 +300,11 @@ func planOf(p *spinner) waitPlan {
 	return w
 }
 
-// trying puts p in a trial that begins now, as a look that found an idle
-// CPU does.
+// trying puts p in a trial that begins now, as a look does where nothing
+// can say how idle the CPUs are.
 func trying(p *spinner) {
-	p.look(1, true, int64(monotonic()))
-	p.look(2, true, int64(monotonic()))
+	p.look(0, false, int64(monotonic()))
+	p.look(0, false, int64(monotonic()))
 }
 
 // steady puts a fresh p in the steady mode, as a trial's first good window
