@@ -6,18 +6,14 @@ import (
 	"errors"
 	"math"
 	"os/exec"
-	"sync/atomic"
 )
 
 // sysFile is an open pipe end; there are none on this platform, where Make
 // and FromEnv fail with errors.ErrUnsupported.
 type sysFile struct{}
 
-// scratch is the memory one system call reads or writes a token through.
-type scratch struct {
-	busy atomic.Bool
-	b    [1]byte
-}
+// scratch is what a read or write would go through; there are none here.
+type scratch struct{}
 
 // maxEndValue is the largest value FromEnv accepts: any, so that importEnd
 // says what is wrong.
