@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -55,24 +56,29 @@ var benchRawSyscalls func(b *testing.B)
 
 // Two goroutines pass a token back and forth over two pipes. Run it with
 // -cpu 1,2: with one P (a container with a one-CPU quota) a reader that
-// spins before it parks only delays the goroutine that would answer.
+// spins before it parks only delays the goroutine that would answer. Besides
+// the time, it reports the CPU time the process spent per round trip
+// (cpu-ns/op): a reader that spins is fast at the cost of CPU, which on a
+// busy machine other work needs.
 func BenchmarkRoundTrip(b *testing.B) {
 	b.Run("impl=tokenpipe", func(b *testing.B) {
 		pingR, pingW := mustMake(b)
 		pongR, pongW := mustMake(b)
 		go echoTokens(pingR, pongW)
-		pingPongTokens(b, pingW, pongR)
+		reportCPU(b, pingPongTokens(b, pingW, pongR))
 	})
 	b.Run("impl=os.Pipe", func(b *testing.B) {
 		pingR, pingW := osPipe(b)
 		pongR, pongW := osPipe(b)
 		go echoBytes(pingR, pongW)
-		pingPongBytes(b, pingW, pongR)
+		reportCPU(b, pingPongBytes(b, pingW, pongR))
 	})
 }
 
 // A token goes to a child process, which sends it back: the handshake's cost
-// between two processes. The parent must not allocate.
+// between two processes. The parent must not allocate. cpu-ns/op is the CPU
+// time of both processes per round trip, the child's start and exit
+// included (the same Go program for both implementations).
 func BenchmarkRoundTripProcess(b *testing.B) {
 	b.Run("impl=tokenpipe", func(b *testing.B) {
 		pingR, pingW := mustMake(b)
@@ -89,10 +95,11 @@ func BenchmarkRoundTripProcess(b *testing.B) {
 		}
 		pingR.Close()
 		pongW.Close()
-		pingPongTokens(b, pingW, pongR)
+		cpu := pingPongTokens(b, pingW, pongR)
 		if err := cmd.Wait(); err != nil {
 			b.Fatal(err)
 		}
+		reportCPU(b, cpu+childCPU(cmd))
 	})
 	b.Run("impl=os.Pipe", func(b *testing.B) {
 		pingR, pingW := osPipe(b)
@@ -104,10 +111,11 @@ func BenchmarkRoundTripProcess(b *testing.B) {
 		}
 		pingR.Close()
 		pongW.Close()
-		pingPongBytes(b, pingW, pongR)
+		cpu := pingPongBytes(b, pingW, pongR)
 		if err := cmd.Wait(); err != nil {
 			b.Fatal(err)
 		}
+		reportCPU(b, cpu+childCPU(cmd))
 	})
 }
 
@@ -133,39 +141,55 @@ func init() {
 }
 
 // pingPongTokens is the measured loop of the round trips: a token out on
-// ping, its echo back on pong. It closes ping, which ends the echo. The first
-// exchange, which waits for the echo to start, is not timed (b.Loop resets
-// the timer).
-func pingPongTokens(b *testing.B, ping, pong *tokenpipe.TokenPipeEnd) {
+// ping, its echo back on pong. It closes ping, which ends the echo, and
+// returns the CPU time this process spent in the loop. The first exchange,
+// which waits for the echo to start, is not timed (b.Loop resets the timer).
+func pingPongTokens(b *testing.B, ping, pong *tokenpipe.TokenPipeEnd) time.Duration {
 	ping.TokenWrite(1)
 	if _, err := pong.TokenRead(); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	cpu0 := tokenpipe.ProcessCPUTime(b)
 	for b.Loop() {
 		ping.TokenWrite(1)
 		if _, err := pong.TokenRead(); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu := tokenpipe.ProcessCPUTime(b) - cpu0
 	ping.Close()
+	return cpu
 }
 
 // pingPongBytes is pingPongTokens for files.
-func pingPongBytes(b *testing.B, ping, pong *os.File) {
+func pingPongBytes(b *testing.B, ping, pong *os.File) time.Duration {
 	buf := make([]byte, 1)
 	ping.Write(buf)
 	if _, err := pong.Read(buf); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	cpu0 := tokenpipe.ProcessCPUTime(b)
 	for b.Loop() {
 		ping.Write(buf)
 		if _, err := pong.Read(buf); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu := tokenpipe.ProcessCPUTime(b) - cpu0
 	ping.Close()
+	return cpu
+}
+
+// reportCPU reports cpu, spent over the b.N operations, per operation.
+func reportCPU(b *testing.B, cpu time.Duration) {
+	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
+}
+
+// childCPU returns the CPU time, user and system, of a child cmd waited for.
+func childCPU(cmd *exec.Cmd) time.Duration {
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 }
 
 // echoTokens sends back every token until end of stream, then closes both.
@@ -239,7 +263,7 @@ func perToken(b *testing.B, read func() error) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(tokenpipe.ProcessCPUTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+	reportCPU(b, tokenpipe.ProcessCPUTime(b)-cpu0)
 }
 
 func BenchmarkMakeClose(b *testing.B) {

@@ -11,64 +11,235 @@ import (
 	"time"
 )
 
-// The spin policy that the README states: never with one P; with more,
-// while reads have lately waited less than spinWhen on average. One long
-// wait stops the spinning; a run of short ones brings it back.
-func TestSpinPolicy(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var s sysFile
-	if s.shouldSpin(runtime.GOMAXPROCS(0)) {
-		t.Error("a reader spins with GOMAXPROCS=1, delaying the goroutine that would write")
+// The spin policy as spinner's doc states it, driven through its inputs:
+// what the machine's idle time says, and how spun reads went. Timings on a
+// real pipe are left to the benchmarks; the tests below that use one only
+// check what the policy decided.
+
+// A fresh end parks and looks at the machine every checkEvery waits; a CPU
+// idle for a tenth of the time watched starts a trial, busyAfter without
+// one parks it for longer, and where nothing can be known it tries.
+func TestSpinWaitsForAnIdleCPU(t *testing.T) {
+	var p spinner
+	if p.look(100, true, 0) || p.mode.Load() != spinParked || p.skip.Load() != checkEvery {
+		t.Fatalf("a fresh end's first look: mode %d, skip %d; want parked, skip %d", p.mode.Load(), p.skip.Load(), checkEvery)
 	}
-	runtime.GOMAXPROCS(2)
-	if !s.shouldSpin(runtime.GOMAXPROCS(0)) {
-		t.Error("a fresh end does not spin with GOMAXPROCS=2")
+	if p.look(100, true, int64(busyAfter/2)) || p.level.Load() != 0 {
+		t.Fatalf("no idle CPU for %v: mode %d, level %d; want parked at level 0 (too soon to tell)", busyAfter/2, p.mode.Load(), p.level.Load())
 	}
-	for range 100 {
-		s.waited(5 * time.Microsecond) // a peer that answers at once
+	if p.look(100, true, int64(busyAfter)) || p.level.Load() != 1 || p.skip.Load() != parkedWaits(1) {
+		t.Fatalf("no idle CPU for %v: mode %d, level %d, skip %d; want parked for %d waits", busyAfter, p.mode.Load(), p.level.Load(), p.skip.Load(), parkedWaits(1))
 	}
-	if !s.shouldSpin(runtime.GOMAXPROCS(0)) {
-		t.Errorf("reads that waited 5 µs each do not spin (average %v)", time.Duration(s.waitAvg.Load()))
+	// Slivers: one tick of idle time in a second is no idle CPU.
+	if p.look(101, true, int64(busyAfter+time.Second)) || p.level.Load() != 2 {
+		t.Fatalf("one tick of idle CPU time in a second: mode %d, level %d; want parked at level 2", p.mode.Load(), p.level.Load())
 	}
-	s.waited(time.Millisecond) // the peer has become slow
-	if s.shouldSpin(runtime.GOMAXPROCS(0)) {
-		t.Errorf("after a wait of 1 ms a read still spins (average %v): spins that cannot pay go on", time.Duration(s.waitAvg.Load()))
+	if !p.look(103, true, int64(busyAfter+time.Second+100*time.Millisecond)) || p.mode.Load() != spinTrying {
+		t.Fatalf("two ticks of idle CPU time in 100 ms: mode %d, want trying", p.mode.Load())
 	}
-	if short := quickWaitsToSpin(&s); short > 10 {
-		t.Errorf("after a wait of 1 ms, %d waits of 20 µs before reads spin again, want at most 10", short)
+
+	var q spinner
+	q.look(0, false, 0)
+	if !q.look(0, false, 1) {
+		t.Error("a machine that cannot say whether a CPU was idle is not tried")
 	}
 }
 
-// A reader whose writer sends a token a millisecond stops spinning at the
-// first long wait, on a real pipe: each spin there would only burn spinFor
-// of CPU.
+// A busy machine keeps a parked end from reading the clock or GOMAXPROCS on
+// every wait: plan counts, and asks the machine once per spell.
+func TestParkedSpellsGrow(t *testing.T) {
+	var p spinner
+	for level := int32(1); level <= maxLevel+1; level++ {
+		p.look(7, true, 0)
+		p.look(7, true, int64(level)*int64(busyAfter)) // busy
+		want := min(level, maxLevel)
+		if p.level.Load() != want || p.skip.Load() != parkedWaits(want) {
+			t.Fatalf("busy look %d: level %d, skip %d; want %d, %d", level, p.level.Load(), p.skip.Load(), want, parkedWaits(want))
+		}
+	}
+	for waits := int32(0); waits < parkedWaits(maxLevel); {
+		w, more := p.plan()
+		if w != waitPark {
+			t.Fatalf("a parked end spun after %d waits of a spell of %d", waits, parkedWaits(maxLevel))
+		}
+		waits += 1 + more
+	}
+}
+
+// A trial becomes steady at its first good window, and a steady end whose
+// spun reads wait, as they do when the peer is runnable but not running (a
+// busy machine), stops after three bad windows in a row, not after one.
+func TestSpinStopsWhenThePeerIsLate(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	var p spinner
+	steady(&p)
+	if planOf(&p) != waitSpin {
+		t.Fatal("a steady end with quick spun reads does not spin")
+	}
+	late := quickWait + 15*time.Microsecond // within spinFor: the spins paid
+	spinWindow(&p, true, late)
+	if p.mode.Load() != spinSteady {
+		t.Fatal("one window of late tokens stopped the spinning")
+	}
+	spinWindow(&p, true, time.Microsecond)
+	for i := range 3 {
+		if p.mode.Load() != spinSteady {
+			t.Fatalf("stopped after %d late windows, want 3", i)
+		}
+		spinWindow(&p, true, late)
+	}
+	if p.mode.Load() != spinParked || planOf(&p) != waitPark {
+		t.Fatal("three windows in a row of tokens that came late did not stop the spinning")
+	}
+	if p.level.Load() != 1 || p.skip.Load() != parkedWaits(1)-parkBatch {
+		t.Errorf("after a stop and a wait: level %d, skip %d; want 1, %d", p.level.Load(), p.skip.Load(), parkedWaits(1)-parkBatch)
+	}
+}
+
+// A trial that has no good window within trialFor stops.
+func TestTrialsEnd(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	var p spinner
+	trying(&p)
+	p.since.Store(int64(monotonic() - trialFor - time.Millisecond))
+	if planOf(&p) != waitPark || p.mode.Load() != spinParked {
+		t.Error("a trial older than trialFor without a good window still spins")
+	}
+}
+
+// heldWindows good windows make the next parked spell the shortest again.
+func TestHeldWindowsResetTheLevel(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	var p spinner
+	p.level.Store(maxLevel)
+	steady(&p)
+	for range heldWindows {
+		spinWindow(&p, true, time.Microsecond)
+	}
+	if p.level.Load() != 0 {
+		t.Errorf("level %d after %d good windows, want 0", p.level.Load(), heldWindows)
+	}
+}
+
+// With one P a read does not spin: the goroutine that would write the
+// token could not run meanwhile. A trial reads GOMAXPROCS at every wait, a
+// steady end at every spin that does not pay and every window.
+func TestNoSpinWithOneP(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var p spinner
+	trying(&p)
+	if got := planOf(&p); got != waitPark || p.mode.Load() != spinParked {
+		t.Errorf("a trial with GOMAXPROCS=1: plan %d, mode %d; want parked", got, p.mode.Load())
+	}
+	var q spinner
+	steady(&q)
+	q.spun(false, spinFor) // what a spin with one P comes to
+	if q.mode.Load() != spinParked {
+		t.Errorf("a steady end with GOMAXPROCS=1 still spins after a spin that did not pay")
+	}
+	var u spinner
+	steady(&u)
+	for i := 0; i < window && u.mode.Load() == spinSteady; i++ {
+		u.spun(true, time.Microsecond)
+	}
+	if u.mode.Load() != spinParked {
+		t.Errorf("a steady end with GOMAXPROCS=1 still spins after a window")
+	}
+	// On a real pipe: a writer that answers at once, and the reader never
+	// spins (it would show as a spun read in the window).
+	r, w := spinPipe(t)
+	trying(&r.spin)
+	var rs, ws scratch
+	for range 50 {
+		done := make(chan error, 1)
+		go func() { done <- w.write(tokenBytes[1:2], &ws) }()
+		if _, err := r.read(&rs); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if n := r.spin.winN.Load(); n != 0 {
+			t.Fatalf("%d reads spun with GOMAXPROCS=1", n)
+		}
+	}
+}
+
+// A reader whose writer sends a token a millisecond does not spin after its
+// first wait: the waits' average is then far above spinWhen, and each spin
+// would only burn spinFor of CPU.
 func TestSlowWriterStopsTheSpin(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	r, w := spinPipe(t)
+	trying(&r.spin)
 	var rs, ws scratch
 	for i := range 3 {
 		readPacedBurst(t, r, w, &rs, &ws, 1)
-		if r.shouldSpin(runtime.GOMAXPROCS(0)) {
-			t.Fatalf("after %d reads that waited about 1 ms each, the next read would spin (average %v)", i+1, time.Duration(r.waitAvg.Load()))
+		if planOf(&r.spin) == waitSpin {
+			t.Fatalf("after %d reads that waited about 1 ms each, the next read would spin (average %v)", i+1, time.Duration(r.spin.avg.Load()))
 		}
+	}
+}
+
+// A writer that sends bursts of tokens a millisecond apart stops the spin
+// too: the reads that find a token there already never wait, and the first
+// read of each burst, the only one that would spin, spins in vain.
+func TestBurstsStopTheSpin(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	r, w := spinPipe(t)
+	trying(&r.spin)
+	var rs, ws scratch
+	const burst = 16
+	for i := range 3 {
+		readPacedBurst(t, r, w, &rs, &ws, burst)
+		if planOf(&r.spin) == waitSpin {
+			t.Fatalf("after %d bursts of %d tokens a millisecond apart, the first read of the next would spin (average %v)", i+1, burst, time.Duration(r.spin.avg.Load()))
+		}
+	}
+}
+
+// A reader that polls a quiet pipe, each read ending with its context after
+// a millisecond, stops spinning too: a wait that a context ends counts as
+// what it was.
+func TestTimedOutReadsStopTheSpin(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	p, err := Make()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w := p.TakeReadEnd(), p.TakeWriteEnd()
+	defer r.Close()
+	defer w.Close()
+	s := r.f.Load().sys
+	trying(&s.spin)
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		_, err := r.TokenReadContext(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("read on a quiet pipe: %v, want context.DeadlineExceeded", err)
+		}
+	}
+	if planOf(&s.spin) == waitSpin {
+		t.Errorf("after 3 reads that waited about 1 ms each and timed out, the next read would spin (average %v)", time.Duration(s.spin.avg.Load()))
 	}
 }
 
 // A read whose token is in the pipe already returns it without letting the
 // other ready goroutines run first, as a read about to spin does: in a busy
 // program each such yield can cost a time slice (up to 10 ms), and reading
-// a 600-byte report took 770 ms. Each read here finds a
-// goroutine ready to run on its P (the other P is kept busy), and the test
-// counts the reads after which it has run.
+// a 600-byte report took 770 ms. Each read here finds a goroutine ready to
+// run on its P (the other P is kept busy), and the test counts the reads
+// after which it has run.
 func TestQueuedTokensDoNotYield(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	r, w := spinPipe(t)
 	var rs, ws scratch
 	// One wait puts the end in the poller, where every later read goes.
 	readPacedBurst(t, r, w, &rs, &ws, 1)
-	r.waitAvg.Store(0) // a quick peer: reads that wait spin
-	if !r.shouldSpin(runtime.GOMAXPROCS(0)) {
-		t.Fatal("a read on an end whose reads waited 0 on average would not spin")
+	steady(&r.spin) // reads that wait spin
+	if planOf(&r.spin) != waitSpin {
+		t.Fatal("a steady end would not spin")
 	}
 	var stop, busy atomic.Bool
 	defer stop.Store(true)
@@ -105,77 +276,52 @@ func TestQueuedTokensDoNotYield(t *testing.T) {
 	}
 }
 
-// A reader that polls a quiet pipe, each read ending with its context after
-// a millisecond, stops spinning too: each spin there would only burn
-// spinFor of CPU, on every read, for ever.
-func TestTimedOutReadsStopTheSpin(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	p, err := Make()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, w := p.TakeReadEnd(), p.TakeWriteEnd()
-	defer r.Close()
-	defer w.Close()
-	for range 3 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-		_, err := r.TokenReadContext(ctx)
-		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("read on a quiet pipe: %v, want context.DeadlineExceeded", err)
+// machineIdle reads a number that only grows, and costs no allocation: a
+// token must cost none, and plan calls it on a wait.
+func TestMachineIdle(t *testing.T) {
+	a, ok := machineIdle()
+	if !ok {
+		if runtime.GOOS == "linux" {
+			t.Skip("no /proc/stat here: the spinner tries without asking the machine")
 		}
+		return
 	}
-	if s := r.f.Load().sys; s.shouldSpin(runtime.GOMAXPROCS(0)) {
-		t.Errorf("after 3 reads that waited about 1 ms each and timed out, the next read would spin (average %v)", time.Duration(s.waitAvg.Load()))
+	if allocs := testing.AllocsPerRun(100, func() { machineIdle() }); allocs != 0 {
+		t.Errorf("machineIdle allocates %v times", allocs)
 	}
-}
-
-// A quick peer that has been quiet for an hour gets the spin back as soon
-// as after a wait of a millisecond: how long the silence lasted says
-// nothing about how quickly the peer answers now.
-func TestSpinComesBackAfterSilence(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	var s sysFile
-	for range 100 {
-		s.waited(5 * time.Microsecond)
-	}
-	s.waited(time.Hour)
-	if s.shouldSpin(runtime.GOMAXPROCS(0)) {
-		t.Fatalf("after a wait of an hour a read still spins (average %v)", time.Duration(s.waitAvg.Load()))
-	}
-	if short := quickWaitsToSpin(&s); short > 10 {
-		t.Errorf("after a wait of an hour, %d waits of 20 µs before reads spin again, want at most 10 as after 1 ms", short)
+	if b, _ := machineIdle(); b < a {
+		t.Errorf("idle time went back from %d to %d", a, b)
 	}
 }
 
-// A writer that sends bursts of tokens a millisecond apart stops the spin
-// too: the reads that find a token there already never wait, and the first
-// read of each burst, the only one that would spin, spins in vain.
-func TestBurstsStopTheSpin(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	r, w := spinPipe(t)
-	var rs, ws scratch
-	const burst = 16
-	for i := range 3 {
-		readPacedBurst(t, r, w, &rs, &ws, burst)
-		if i > 0 && r.shouldSpin(runtime.GOMAXPROCS(0)) {
-			t.Fatalf("after %d bursts of %d tokens a millisecond apart, the first read of the next would spin (average %v)", i+1, burst, time.Duration(r.waitAvg.Load()))
-		}
+// planOf returns how plan would have a read wait.
+func planOf(p *spinner) waitPlan {
+	w, _ := p.plan()
+	return w
+}
+
+// trying puts p in a trial that begins now, as a look does where nothing
+// can say how idle the CPUs are.
+func trying(p *spinner) {
+	p.look(0, false, int64(monotonic()))
+	p.look(0, false, int64(monotonic()))
+}
+
+// steady puts a fresh p in the steady mode, as a trial's first good window
+// does.
+func steady(p *spinner) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
+	trying(p)
+	spinWindow(p, true, time.Microsecond)
+	if p.mode.Load() != spinSteady {
+		panic("steady: the spinner was not fresh")
 	}
 }
 
-// A peer that has been slow for a long spell, not only silent once, gets
-// the spin back too once it is quick again, within the 25 waits the README
-// gives: each wait counts for at most longestWait, so however long the
-// spell lasted, the average starts no higher than that.
-func TestSpinComesBackAfterASlowSpell(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	var s sysFile
-	for range 1000 {
-		s.waited(10 * time.Millisecond) // a peer that writes seldom, for long
-	}
-	if short := quickWaitsToSpin(&s); short > 25 {
-		t.Errorf("after a long spell of waits of 10 ms, %d waits of 20 µs before reads spin again, want at most 25", short)
+// spinWindow records a window of spun reads that all went alike.
+func spinWindow(p *spinner, paid bool, wait time.Duration) {
+	for range window {
+		p.spun(paid, wait)
 	}
 }
 
@@ -207,16 +353,4 @@ func readPacedBurst(t *testing.T, r, w *sysFile, rs, ws *scratch, n int) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-}
-
-// quickWaitsToSpin records waits of 20 µs, as a peer that is quick again
-// gives through parked reads, until s would spin, and returns how many it
-// took (at most 1000).
-func quickWaitsToSpin(s *sysFile) int {
-	short := 0
-	for !s.shouldSpin(2) && short < 1000 {
-		s.waited(20 * time.Microsecond)
-		short++
-	}
-	return short
 }

@@ -221,8 +221,11 @@ type endFile struct {
 	resumed    chan struct{} // closed when interrupts drops to 0; nil while it is 0
 
 	// Buffers for the common case of one reader and one writer at a time,
-	// for the system calls that need one, so that a token costs no
-	// allocation: a buffer passed to a system call escapes to the heap.
+	// for the calls that need one, so that a token costs no allocation: a
+	// buffer that the Unix poller's callback or Windows's ReadFile and
+	// WriteFile reach escapes to the heap (a plain read(2) or write(2) on
+	// Unix needs none: its byte stays on the stack, but for the race
+	// detector).
 	readScratch, writeScratch scratch
 }
 
@@ -306,21 +309,6 @@ func (f *endFile) resume() {
 		f.sys.setInterrupted(false)
 		close(f.resumed)
 		f.resumed = nil
-	}
-}
-
-// claim returns s if it is free, or else a new scratch.
-func (s *scratch) claim() *scratch {
-	if s.busy.CompareAndSwap(false, true) {
-		return s
-	}
-	return new(scratch)
-}
-
-// release frees what claim returned.
-func (s *scratch) release(claimed *scratch) {
-	if claimed == s {
-		s.busy.Store(false)
 	}
 }
 

@@ -4,18 +4,14 @@ package tokenpipe
 
 import (
 	"errors"
-	"sync/atomic"
 )
 
 // sysFile is an open pipe end; there are none on this platform, where Make
 // and FromEnv fail with errors.ErrUnsupported.
 type sysFile struct{}
 
-// scratch is the memory one system call reads or writes a token through.
-type scratch struct {
-	busy atomic.Bool
-	b    [1]byte
-}
+// scratch is what a read or write would go through; there are none here.
+type scratch struct{}
 
 // makePipe creates a pipe whose ends are close-on-exec.
 func makePipe() (r, w *sysFile, err error) {

@@ -56,9 +56,7 @@ type sysFile struct {
 	interrupted bool
 	cleanup     runtime.Cleanup // closes fd if the end is dropped unclosed
 
-	// How long reads have lately had to wait for a token, a moving average
-	// in nanoseconds (see shouldSpin).
-	waitAvg atomic.Int64
+	spin spinner // whether reads that find the pipe empty spin first
 }
 
 // The state word of a sysFile: the number of calls under way in the low
@@ -82,13 +80,17 @@ func newSysFile(fd int) *sysFile {
 // handle returns the descriptor or handle value, as FromEnv would name it.
 func (s *sysFile) handle() uintptr { return uintptr(s.fd) }
 
-// enter counts a call under way, or says why none may start.
-func (s *sysFile) enter() error {
-	if v := s.state.Add(1); v&^callsMask != 0 {
+// enter counts a call under way, or says why none may start. sole reports
+// whether it was the only call under way: while it is counted, no call that
+// enters after it is, so a sole read may use the end's own scratch without
+// claiming it (claiming and releasing cost two atomic operations a wait).
+func (s *sysFile) enter() (sole bool, err error) {
+	v := s.state.Add(1)
+	if v&^callsMask != 0 {
 		s.leave()
-		return shutError(v)
+		return false, shutError(v)
 	}
-	return nil
+	return v&callsMask == 1, nil
 }
 
 // leave ends what enter counted.
@@ -187,21 +189,36 @@ func (s *sysFile) adopt() *os.File {
 	return f
 }
 
-// scratch is the memory one system call reads or writes a token through.
+// scratch is what a read that waits in the poller reads its token through,
+// with what tryRead keeps between the poller's calls.
 type scratch struct {
-	busy atomic.Bool
-	b    [1]byte
+	b [1]byte
 
-	// For waiting reads: built on first use, so that later ones allocate
-	// nothing.
+	// Built on the first wait, so that later ones allocate nothing.
 	rc          syscall.RawConn
 	tryReadFunc func(fd uintptr) bool // b.tryRead as a func value, made once
-	spin        bool                  // whether tryRead may still spin
-	empty       bool                  // whether read(2) found the pipe empty
-	n           int                   // what read(2) returned
-	err         error
-	start       time.Time // when the wait began, after any yield
+	spinner     *spinner              // the end's
+	parkLeft    int32                 // waits that park without asking spinner
+
+	// This read's wait, as tryRead goes.
+	state waitState
+	paid  bool          // waitSpun: whether the spin caught the token in time
+	begun time.Duration // when read(2) found the pipe empty (monotonic)
+	start time.Duration // when the spin, after the yield, or the timed wait began
+	n     int           // what read(2) returned
+	err   error
 }
+
+// waitState is where a read that waits in the poller is.
+type waitState uint8
+
+const (
+	waitUndecided   waitState = iota // read(2) has not found the pipe empty
+	waitParked                       // parked, untimed
+	waitParkedTimed                  // parked, timed (see spinner.plan)
+	waitSpinning                     // spinning
+	waitSpun                         // the spin has ended
+)
 
 // makePipe creates a pipe whose ends are close-on-exec.
 func makePipe() (r, w *sysFile, err error) {
@@ -253,25 +270,24 @@ func aboveStdio(fds ...int) (int, int, error) {
 	return fds[0], fds[1], nil
 }
 
-// read reads one token, through rs or a scratch of its own. It returns io.EOF
-// at end of stream, errInterrupted while setInterrupted(true) is in force, an
-// error matching os.ErrClosed once close has begun and ErrExported once
-// export has.
+// read reads one token, through rs, or a scratch of its own while another
+// call is under way on the end. It returns io.EOF at end of stream,
+// errInterrupted while setInterrupted(true) is in force, an error matching
+// os.ErrClosed once close has begun and ErrExported once export has.
 func (s *sysFile) read(rs *scratch) (byte, error) {
-	if err := s.enter(); err != nil {
+	sole, err := s.enter()
+	if err != nil {
 		return 0, err
 	}
 	defer s.leave()
-	b := rs.claim()
-	defer rs.release(b)
 	// An end that has had to wait goes straight to the poller, whose first
 	// read(2) finds a token that is there: a direct read first would cost a
 	// third system call per token wherever tokens have to be waited for.
 	for s.f.Load() == nil {
-		n, err := syscall.Read(s.fd, b.b[:])
+		tok, n, err := readDirect(s.fd, rs, sole)
 		switch {
 		case err == nil && n == 1:
-			return b.b[0], nil
+			return tok, nil
 		case err == nil:
 			return 0, io.EOF
 		case err == syscall.EINTR:
@@ -281,7 +297,10 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 		}
 		break
 	}
-	return s.waitRead(b)
+	if !sole {
+		rs = new(scratch)
+	}
+	return s.waitRead(rs)
 }
 
 // waitRead reads a token through the poller. The caller has entered.
@@ -293,30 +312,20 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 		}
 		b.rc = rc
 		b.tryReadFunc = b.tryRead
+		b.spinner = &s.spin
 	}
-	// With one P a read never spins, and the clock, read twice a wait,
-	// would only cost it (2% of a round trip between goroutines here).
-	procs := runtime.GOMAXPROCS(0) // takes the scheduler's lock: once a wait
-	timed := procs > 1
-	b.spin, b.empty = s.shouldSpin(procs), false
-	if timed {
-		b.start = time.Now()
-	}
+	b.state = waitUndecided
 	err := b.rc.Read(b.tryReadFunc)
-	// Only a read that found the pipe empty has waited: one whose token was
-	// there already says nothing about how long the next will take, and
-	// counted as a wait of 0 it let a writer of bursts (9 tokens and more, a
-	// millisecond apart) keep the average low, so that the first read of
-	// each burst spun in vain (TestBurstsStopTheSpin). A wait that a context
-	// or Close ended says the token takes longer than it lasted: past
-	// spinWhen, that is a spin that could not have paid, and it counts; a
-	// shorter one says nothing. Without it a reader that polls a quiet pipe
-	// with a short timeout spun on every read, the average never rising
-	// (TestTimedOutReadsStopTheSpin).
-	if timed && b.empty {
-		if d := time.Since(b.start); err == nil || d >= spinWhen {
-			s.waited(d)
-		}
+	// Only a read that found the pipe empty feeds the spinner: one whose
+	// token was there already says nothing about the next. A wait that a
+	// context or Close ended counts as what it was: a spin that timed out
+	// did not pay (TestTimedOutReadsStopTheSpin), a timed wait lasted at
+	// least that long.
+	switch b.state {
+	case waitSpun:
+		s.spin.spun(b.paid, monotonic()-b.begun)
+	case waitParkedTimed:
+		s.spin.parkedFor(monotonic() - b.start)
 	}
 	switch {
 	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
@@ -336,14 +345,10 @@ func (s *sysFile) waitRead(b *scratch) (byte, error) {
 
 // tryRead is what the runtime poller calls to read a token from fd: true when
 // the read is done (b.n and b.err tell how), false to wait until fd is ready.
-//
-// The first call may spin on non-blocking reads for up to spinFor before it
-// gives up: a thread that parks in the poller sleeps, and waking it costs a
-// peer that answers within microseconds (a child echoing a token) a full
-// scheduler wake-up per token, 20 µs and more on a virtual machine.
-// shouldSpin decides whether that is worth it.
+// The first time read(2) finds the pipe empty, the end's spinner decides
+// whether the read spins (retries for up to spinFor) before it parks; it
+// learns, in waitRead, how the wait went.
 func (b *scratch) tryRead(fd uintptr) bool {
-	var deadline time.Time
 	for {
 		n, err := syscall.Read(int(fd), b.b[:])
 		switch {
@@ -351,13 +356,27 @@ func (b *scratch) tryRead(fd uintptr) bool {
 			continue
 		case err != syscall.EAGAIN:
 			b.n, b.err = n, err
+			if b.state == waitSpinning {
+				b.state, b.paid = waitSpun, monotonic()-b.start <= spinFor
+			}
 			return true
 		}
-		b.empty = true
-		if !b.spin {
-			return false
-		}
-		if deadline.IsZero() {
+		switch b.state {
+		case waitUndecided:
+			plan := waitPark
+			if b.parkLeft > 0 {
+				b.parkLeft--
+			} else {
+				plan, b.parkLeft = b.spinner.plan()
+			}
+			switch plan {
+			case waitPark:
+				b.state = waitParked
+				return false
+			case waitTimed:
+				b.state, b.start = waitParkedTimed, monotonic()
+				return false
+			}
 			// A reader about to spin lets the goroutines that are ready to
 			// run go first, at next to no cost when there are none: the one
 			// that will write the token may be among them, and a spin would
@@ -368,68 +387,35 @@ func (b *scratch) tryRead(fd uintptr) bool {
 			// (the rest of a report) would otherwise wait, per token, for
 			// every ready goroutine to have its turn, up to a time slice each
 			// (TestQueuedTokensDoNotYield).
+			b.begun = monotonic()
 			runtime.Gosched()
-			b.start = time.Now()
-			deadline = b.start.Add(spinFor)
+			b.state, b.start = waitSpinning, monotonic()
 			continue
+		case waitSpinning:
+			if d := monotonic() - b.start; d <= spinFor {
+				// A spin still empty after yieldAfter lets the threads ready
+				// to run on this CPU go first between its reads: the peer,
+				// which the pipe wakes on the CPU of the thread that woke it,
+				// may be waiting there behind this one. Measured on a 2-CPU
+				// VM, a child that had been parking and tried to spin again
+				// caught its token in 1 try of 33 without this, 17 of 17
+				// with it.
+				if d >= yieldAfter {
+					yieldThread()
+				}
+				continue
+			}
+			b.state, b.paid = waitSpun, false
 		}
-		if time.Now().After(deadline) {
-			b.spin = false
-			return false
-		}
+		return false
 	}
 }
-
-// shouldSpin reports whether a read about to wait should spin first, procs
-// being GOMAXPROCS, which waitRead reads afresh each wait (it can change,
-// and since Go 1.25 follows a container's CPU quota): with more than one P
-// (with one, the goroutine that would write the token could not run
-// meanwhile), and when this end's reads have lately waited less than
-// spinWhen on average.
-//
-// The average takes in every wait that found the pipe empty, spun or
-// parked, so it tells what a spin would catch: a peer that answers within
-// microseconds (a child echoing a token) keeps it low, and each token saves
-// a thread wake-up; a peer that writes seldom raises it at the first long
-// wait, and the reads stop spinning after at most one fruitless spin. A
-// peer that has become quick again lowers it through the parked waits (the
-// newest counts 1/8).
-//
-// Why wider than the wait it expects: a spin that ends just before the
-// token arrives costs a wake-up on top, and on a virtual machine (2 CPUs,
-// 2026-11-27) a peer that has parked itself answers in 15-30 µs. With
-// 25 µs spins that stopped after three failures, two processes passing a
-// token back and forth settled as often in both parking (19-28 µs a round
-// trip, no better than C's blocking reads) as in both spinning (7 µs).
-func (s *sysFile) shouldSpin(procs int) bool {
-	return procs > 1 && time.Duration(s.waitAvg.Load()) < spinWhen
-}
-
-// waited records that a read waited d (see waitRead). Concurrent readers may
-// lose one another's updates: the average only steers the spin.
-//
-// A wait counts for at most longestWait: one such wait lifts the average
-// above spinWhen from anywhere, and a longer one says no more about the
-// next token, while it would keep the spin off for longer: after a quiet
-// hour a quick peer again took 124 parked waits before the reads spun.
-func (s *sysFile) waited(d time.Duration) {
-	d = min(d, longestWait)
-	old := s.waitAvg.Load()
-	s.waitAvg.Store(old + (int64(d)-old)/8)
-}
-
-const (
-	spinWhen = 50 * time.Microsecond  // spin while reads wait less on average
-	spinFor  = 100 * time.Microsecond // and for at most this long
-
-	longestWait = 8 * spinFor // the most one wait counts for; /8 > spinWhen
-)
 
 // write writes all of p, through ws or a scratch of its own where the
 // system call needs one, in one system call where the pipe has room. A
 // broken pipe gives an error for which isBrokenPipe holds.
 func (s *sysFile) write(p []byte, ws *scratch) error {
-	if err := s.enter(); err != nil {
+	if _, err := s.enter(); err != nil {
 		return err
 	}
 	defer s.leave()
@@ -489,7 +475,7 @@ func (s *sysFile) waitWrite(p []byte) error {
 // pending reports whether a read would return at once, with a token or end
 // of stream, without taking anything from the pipe.
 func (s *sysFile) pending() bool {
-	if s.enter() != nil {
+	if _, err := s.enter(); err != nil {
 		return false
 	}
 	defer s.leave()

@@ -49,6 +49,23 @@ type scratch struct {
 	n    uint32 // bytes that ReadFile or WriteFile transferred
 }
 
+// claim returns s if it is free, or else a new scratch. (On Unix a read
+// knows from the end's count of calls under way whether it is alone, and
+// needs no claim: see sysFile.enter.)
+func (s *scratch) claim() *scratch {
+	if s.busy.CompareAndSwap(false, true) {
+		return s
+	}
+	return new(scratch)
+}
+
+// release frees what claim returned.
+func (s *scratch) release(claimed *scratch) {
+	if claimed == s {
+		s.busy.Store(false)
+	}
+}
+
 // makePipe creates a pipe whose ends are not inheritable.
 func makePipe() (r, w *sysFile, err error) {
 	var rh, wh windows.Handle

@@ -1,0 +1,76 @@
+package tokenpipe
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// procStat is /proc/stat's path for openat(2), made once: syscall.Open
+// allocates its NUL-terminated copy on every call, and a token must cost
+// none (TestZeroAllocsPerToken).
+var procStat = [...]byte{'/', 'p', 'r', 'o', 'c', '/', 's', 't', 'a', 't', 0}
+
+// machineIdle returns how long the machine's CPUs have been idle in all, in
+// /proc/stat's units (the idle and iowait columns of its "cpu" line, in
+// clock ticks; only differences count), and whether it could tell.
+// Reading it costs three system calls; the spinner asks when spinning
+// stops, and while parked at most every checkEvery waits.
+func machineIdle() (int64, bool) {
+	// O_NONBLOCK and O_NOCTTY: whatever sits at /proc/stat (a FIFO or a
+	// terminal in a chroot), opening and reading it must not block the
+	// read that asks, nor become the process's terminal.
+	const flags = syscall.O_RDONLY | syscall.O_CLOEXEC | syscall.O_NONBLOCK | syscall.O_NOCTTY
+	fd, _, errno := syscall.Syscall6(syscall.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&procStat[0])), flags, 0, 0, 0)
+	if errno != 0 {
+		return 0, false
+	}
+	// read(2) through syscall.Syscall rather than syscall.Read: under the
+	// race detector syscall.Read hands its buffer to the detector, and the
+	// buffer escapes to the heap.
+	var buf [256]byte
+	n, _, errno := syscall.Syscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	syscall.Close(int(fd))
+	if errno != 0 {
+		return 0, false
+	}
+	return parseIdle(buf[:n])
+}
+
+// atFDCWD is AT_FDCWD (a variable: as a constant, -100 does not convert to
+// uintptr). /proc/stat is absolute, so openat(2) does not use it.
+var atFDCWD = -100
+
+// parseIdle parses the first line of /proc/stat, "cpu  user nice system idle
+// iowait ...", and returns idle+iowait.
+func parseIdle(b []byte) (int64, bool) {
+	const prefix = "cpu "
+	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
+		return 0, false
+	}
+	var fields [5]int64
+	i, f := len(prefix), 0
+	for f < len(fields) {
+		for i < len(b) && b[i] == ' ' {
+			i++
+		}
+		start := i
+		var v int64
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			if v > (1<<62)/10 {
+				return 0, false
+			}
+			v = v*10 + int64(b[i]-'0')
+			i++
+		}
+		if i == start || i == len(b) || (b[i] != ' ' && b[i] != '\n') {
+			return 0, false
+		}
+		fields[f] = v
+		f++
+	}
+	return fields[3] + fields[4], true
+}
+
+// yieldThread lets the threads that are ready to run on this CPU go first
+// (sched_yield(2)); it returns at once when there are none.
+func yieldThread() { syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0) }

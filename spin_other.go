@@ -1,0 +1,11 @@
+//go:build unix && !linux
+
+package tokenpipe
+
+// machineIdle reports that this system cannot say how long its CPUs have
+// been idle (Linux reads /proc/stat): the spinner then tries spinning after
+// each parked spell, and its windows alone stop it.
+func machineIdle() (int64, bool) { return 0, false }
+
+// yieldThread does nothing here.
+func yieldThread() {}

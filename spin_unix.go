@@ -1,0 +1,254 @@
+//go:build unix
+
+package tokenpipe
+
+import (
+	"runtime"
+	"sync/atomic"
+	"time"
+)
+
+// spinner decides, for one end, whether a read that has found the pipe
+// empty spins (retries its non-blocking read for up to spinFor) before it
+// parks in the poller, and learns from how the spins went.
+//
+// Why spin: a thread that parks sleeps, and waking it costs a peer that
+// answers within microseconds a scheduler wake-up per token. On a quiet
+// 2-CPU VM two processes passing a token back and forth took 2-3 µs a round
+// trip spinning, 12-45 µs parked (bench/README.md).
+//
+// Why not always: a spinning thread never sleeps, so to the kernel it is a
+// CPU hog. On a machine whose CPUs are all busy (bench/run's loaded rounds,
+// one busy process per core at nice 0 or 19) it runs on borrowed time, some
+// milliseconds of quick round trips, and then pays it back: the scheduler
+// runs the other work for tens of milliseconds while the spinner and its
+// peer wait (measured: windows of 256 spun reads that took 0.7 ms, then one
+// that took 75 ms). A thread that parks is woken ahead of that work
+// instead. Spinning there made round trips 1.3-12 times os.Pipe's (issue
+// 16), and every spin was CPU taken from the work around it.
+//
+// So an end spins only while the machine has a CPU to spare and spinning
+// holds up. It is in one of three modes:
+//
+//   - Parked (a fresh end, and one whose spinning stopped): reads park at
+//     once, at the cost of a counter: no clock, no GOMAXPROCS. A stopped
+//     end parks parkedWaits(level) waits, 4 times more at each stop; then,
+//     and on a fresh end every checkEvery waits, it looks at the machine
+//     (look): once a CPU has been idle for a tenth of the time it has
+//     watched, a spinner would take its time from nobody, and it tries;
+//     busyAfter with none idle means the machine is busy, and it parks on
+//     as after a stop. Where the system cannot say (machineIdle), it tries.
+//   - Trying and steady: a read spins while the reads' waits, spun or
+//     parked, have lately averaged less than spinWhen (a peer that answers
+//     within microseconds; one that writes seldom is not worth a spin), and
+//     while there is more than one P (with one, the goroutine that would
+//     write the token could not run meanwhile). Spun reads are judged in
+//     windows of 256: quick if the token came within quickWait of finding
+//     the pipe empty. A trial becomes steady at its first window with 3/4
+//     quick, and stops if it has none within trialFor; a steady end stops
+//     after three windows in a row with fewer (the machine got busy, or the
+//     peer cannot keep up).
+//
+// heldWindows good steady windows in a row make the next parked spell the
+// shortest again. Concurrent readers of one end may lose one another's
+// updates: the state only steers the spin, and every field stays within its
+// bounds.
+type spinner struct {
+	mode  atomic.Int32 // spinParked (the zero value), spinTrying or spinSteady
+	skip  atomic.Int32 // parked: waits left before the next look
+	level atomic.Int32 // parked spells since spinning last held up, 0 to maxLevel
+	idle  atomic.Int64 // parked: machineIdle()+1 when watching began; -1 unknown; 0 never
+	at    atomic.Int64 // parked: when watching began (monotonic ns)
+	since atomic.Int64 // trying: when the trial began (monotonic ns)
+	avg   atomic.Int64 // trying, steady: moving average of the waits, ns
+	winN  atomic.Int32 // spun reads in the current window
+	quick atomic.Int32 // of which quick
+	bad   atomic.Int32 // steady: windows in a row that were not good
+	held  atomic.Int32 // steady: good windows in a row
+}
+
+const (
+	spinParked int32 = iota
+	spinTrying
+	spinSteady
+)
+
+// How a read that has found the pipe empty waits.
+type waitPlan uint8
+
+const (
+	waitPark  waitPlan = iota // park in the poller
+	waitTimed                 // park, and time the wait for the average
+	waitSpin                  // spin first
+)
+
+const (
+	spinFor     = 100 * time.Microsecond // the longest spin
+	yieldAfter  = 20 * time.Microsecond  // a spin still empty by then lets the CPU's other threads run between reads
+	spinWhen    = 50 * time.Microsecond  // spin while the waits average less
+	longestWait = 8 * spinFor            // the most one wait counts for in the average
+	quickWait   = 25 * time.Microsecond  // a spun read answered within this was quick
+	window      = 256                    // spun reads judged together
+	windowQuick = window * 3 / 4         // quick reads a good window has
+	trialFor    = 50 * time.Millisecond  // a trial without a good window by then stops
+	heldWindows = 64                     // good steady windows that reset the level
+	checkEvery  = 256                    // parked: waits between looks at the machine
+	parkBatch   = 64                     // parked: waits a reader takes from skip at once
+	busyAfter   = 20 * time.Millisecond  // parked: this long without an idle CPU is busy
+	idleTick    = 10 * time.Millisecond  // machineIdle's unit: /proc/stat counts USER_HZ (100) ticks
+	maxLevel    = 4
+)
+
+// parkedWaits is how many waits park after the machine was found busy at
+// level (1 to maxLevel): 1024, 4096, 16384, 65536.
+func parkedWaits(level int32) int32 { return 1024 << (2 * (level - 1)) }
+
+// plan decides how a read that has found the pipe empty waits. When it
+// parks, the reader may park that many more waits without asking again
+// (kept in its scratch): a parked wait then costs no atomic operation.
+func (p *spinner) plan() (waitPlan, int32) {
+	if p.mode.Load() == spinParked {
+		if n := p.skip.Load(); n > 0 {
+			batch := min(n, parkBatch)
+			p.skip.Add(-batch)
+			return waitPark, batch - 1
+		}
+		idle, known := machineIdle()
+		if !p.look(idle, known, int64(monotonic())) {
+			return waitPark, 0
+		}
+	}
+	// GOMAXPROCS takes the scheduler's lock, so it is read at every wait
+	// of a trial, then only where a steady end's spins go wrong (spun); it
+	// can change at run time (since Go 1.25 it follows a container's CPU
+	// quota).
+	if p.mode.Load() == spinTrying && (time.Duration(int64(monotonic())-p.since.Load()) > trialFor || runtime.GOMAXPROCS(0) < 2) {
+		p.stop()
+		return waitPark, 0
+	}
+	if time.Duration(p.avg.Load()) >= spinWhen {
+		return waitTimed, 0
+	}
+	return waitSpin, 0
+}
+
+// look decides, for a parked end, from the machine's idle time and the
+// time, whether to try spinning (true), or when to look again.
+func (p *spinner) look(idle int64, known bool, now int64) bool {
+	base, since := p.idle.Load(), time.Duration(now-p.at.Load())
+	switch {
+	case base == 0: // a fresh end: its first look
+		p.watch(idle, known, now)
+		p.skip.Store(checkEvery)
+		return false
+	case !known || base < 0: // nobody can say: try
+	case idle+1 > base && time.Duration(idle+1-base)*idleTick >= since/10:
+		// A CPU was idle for a tenth of the time since the machine was
+		// last found busy, or since the end began to watch: more than the
+		// slivers that a busy machine gathers now and then (at nice 19,
+		// a tick in a few seconds).
+	case since < busyAfter:
+		p.skip.Store(checkEvery) // too soon to tell
+		return false
+	default: // no CPU idle for busyAfter: the machine is busy
+		p.watch(idle, known, now)
+		p.parkLonger()
+		return false
+	}
+	p.since.Store(now)
+	p.avg.Store(0)
+	p.winN.Store(0)
+	p.quick.Store(0)
+	p.mode.Store(spinTrying)
+	return true
+}
+
+// watch takes machineIdle's answer and the time as what the next looks
+// compare with.
+func (p *spinner) watch(idle int64, known bool, now int64) {
+	if known {
+		p.idle.Store(idle + 1)
+	} else {
+		p.idle.Store(-1)
+	}
+	p.at.Store(now)
+}
+
+// stop stops the spinning.
+func (p *spinner) stop() {
+	idle, known := machineIdle()
+	p.watch(idle, known, int64(monotonic()))
+	p.parkLonger()
+}
+
+// parkLonger parks the end's reads for parkedWaits of the next level.
+func (p *spinner) parkLonger() {
+	level := min(p.level.Load()+1, maxLevel)
+	p.level.Store(level)
+	p.skip.Store(parkedWaits(level))
+	p.mode.Store(spinParked)
+}
+
+// spun records a read that spun: paid if its token came within spinFor of
+// the spin's start, wait how long the read waited from finding the pipe
+// empty (the yield, the spin, and the parking after a spin that did not
+// pay).
+func (p *spinner) spun(paid bool, wait time.Duration) {
+	mode := p.mode.Load()
+	p.waited(wait)
+	quick := p.quick.Load()
+	if paid && wait <= quickWait {
+		quick++
+		p.quick.Store(quick)
+	}
+	n := p.winN.Add(1)
+	if (!paid || n >= window) && mode == spinSteady && runtime.GOMAXPROCS(0) < 2 {
+		p.stop()
+		return
+	}
+	if n < window {
+		return
+	}
+	p.winN.Store(0)
+	p.quick.Store(0)
+	switch {
+	case mode == spinTrying && quick >= windowQuick:
+		p.bad.Store(0)
+		p.held.Store(0)
+		p.mode.Store(spinSteady)
+	case mode != spinSteady:
+	case quick >= windowQuick:
+		p.bad.Store(0)
+		if p.held.Add(1) >= heldWindows {
+			p.level.Store(0)
+		}
+	default:
+		// One window can be unlucky (a GC, a burst of another process's
+		// work: on a quiet machine whole windows went empty now and then);
+		// three in a row are not.
+		p.held.Store(0)
+		if p.bad.Add(1) >= 3 {
+			p.stop()
+		}
+	}
+}
+
+// parkedFor records how long a timed wait took.
+func (p *spinner) parkedFor(d time.Duration) {
+	if p.mode.Load() != spinParked {
+		p.waited(d)
+	}
+}
+
+// waited adds a wait to the moving average (the newest counts 1/8).
+func (p *spinner) waited(d time.Duration) {
+	d = min(d, longestWait)
+	old := p.avg.Load()
+	p.avg.Store(old + (int64(d)-old)/8)
+}
+
+// monotonic returns the time on the monotonic clock, in a single clock
+// read (time.Now takes two, the wall clock's too).
+func monotonic() time.Duration { return time.Since(clockBase) }
+
+var clockBase = time.Now()
