@@ -1076,15 +1076,7 @@ func init() {
 	// seconds, on ready-after-deep-read-only-tree with depth arg1, and says on
 	// standard output what it returned; exit 3 if the child was not ready.
 	register("launch-deep-read-only-tree", func() int {
-		cmd, err := newHelperCommand("ready-after-deep-read-only-tree", os.Args[1])
-		if err != nil {
-			return helperExit(5, err)
-		}
-		stdin, _ := cmd.StdinPipe()
-		defer stdin.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		msg, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+		_, msg, err := startAndWaitFiveSeconds("ready-after-deep-read-only-tree", os.Args[1])
 		fmt.Printf("(%q, %v)\n", msg, err)
 		if msg != "deep" || !errors.Is(err, tokenpipe.ErrCleanup) {
 			return 3
@@ -1100,34 +1092,8 @@ func init() {
 // its own, as uid 65534 when the test runs as root (root would remove the
 // read-only chain at once).
 func TestStartAndWaitSocketDirCleanupIsBounded(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The launcher's TMPDIR, and the copy of the test binary, which uid
-	// 65534 must be able to run.
-	dir, err := os.MkdirTemp("", "tokenpipe-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		exec.Command("chmod", "-R", "u+rwx", dir).Run() // linear, unlike the walk under test
-		os.RemoveAll(dir)
-	})
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	cmd := helperCommand(t, "launch-deep-read-only-tree", "6000")
-	cmd.Env = append(cmd.Env, "TMPDIR="+dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if os.Getuid() == 0 {
-		bin := filepath.Join(dir, "tokenpipe.test")
-		if err := copyExecutable(exe, bin); err != nil {
-			t.Fatal(err)
-		}
-		cmd.Path, cmd.Args[0] = bin, bin
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
-	}
+	cmd := launcherNotRoot(t, "launch-deep-read-only-tree", "6000")
+	cmd.SysProcAttr.Setpgid = true
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -1145,6 +1111,56 @@ func TestStartAndWaitSocketDirCleanupIsBounded(t *testing.T) {
 		<-done
 		t.Fatalf("StartAndWait, with a 5 s context and a child that reported ready at once, had not returned after %v: it was removing the socket's directory", hangGuard)
 	}
+}
+
+// startAndWaitFiveSeconds runs StartAndWait, with a context of five
+// seconds, on the helper, whose standard input stays open until it returns.
+func startAndWaitFiveSeconds(helper string, args ...string) (*exec.Cmd, string, error) {
+	cmd, err := newHelperCommand(helper, args...)
+	if err != nil {
+		return cmd, "", err
+	}
+	stdin, _ := cmd.StdinPipe()
+	defer stdin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+	return cmd, msg, err
+}
+
+// launcherNotRoot returns a command that runs the helper in a TMPDIR of its
+// own, removed at the end of the test, and, when the test runs as root, as
+// uid 65534, from a copy of the test binary that user can run: root passes
+// every permission check that a launcher of another user meets.
+func launcherNotRoot(t *testing.T, helper string, args ...string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "tokenpipe-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		exec.Command("chmod", "-R", "u+rwx", dir).Run() // linear, unlike a walk by path
+		os.RemoveAll(dir)
+	})
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cmd := helperCommand(t, helper, args...)
+	cmd.Env = append(cmd.Env, "TMPDIR="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	if os.Getuid() == 0 {
+		bin := filepath.Join(dir, "tokenpipe.test")
+		if err := copyExecutable(exe, bin); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Path, cmd.Args[0] = bin, bin
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
+	}
+	return cmd
 }
 
 func copyExecutable(from, to string) error {
@@ -1849,15 +1865,7 @@ func init() {
 	// returned. Exit 0: ready, no error, directory gone; 1: not so (it then
 	// removes the directory itself).
 	register("launch-chmod-socket-dir", func() int {
-		cmd, err := newHelperCommand("chmod-socket-dir-then-ready", os.Args[1])
-		if err != nil {
-			return helperExit(3, err)
-		}
-		stdin, _ := cmd.StdinPipe()
-		defer stdin.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		msg, err := tokenpipe.StartAndWait(ctx, cmd, readyEnv)
+		cmd, msg, err := startAndWaitFiveSeconds("chmod-socket-dir-then-ready", os.Args[1])
 		var dir string
 		for _, kv := range cmd.Env {
 			if v, ok := strings.CutPrefix(kv, "NOTIFY_SOCKET="); ok {
@@ -1884,31 +1892,7 @@ func init() {
 func TestStartAndWaitSocketDirRemovedWhateverItsMode(t *testing.T) {
 	for _, mode := range []string{"500", "400", "000"} {
 		t.Run(mode, func(t *testing.T) {
-			exe, err := os.Executable()
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir, err := os.MkdirTemp("", "tokenpipe-test-")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				exec.Command("chmod", "-R", "u+rwx", dir).Run()
-				os.RemoveAll(dir)
-			})
-			if err := os.Chmod(dir, 0o777); err != nil {
-				t.Fatal(err)
-			}
-			cmd := helperCommand(t, "launch-chmod-socket-dir", mode)
-			cmd.Env = append(cmd.Env, "TMPDIR="+dir)
-			if os.Getuid() == 0 {
-				bin := filepath.Join(dir, "tokenpipe.test")
-				if err := copyExecutable(exe, bin); err != nil {
-					t.Fatal(err)
-				}
-				cmd.Path, cmd.Args[0] = bin, bin
-				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-			}
+			cmd := launcherNotRoot(t, "launch-chmod-socket-dir", mode)
 			cmd.Stderr = nil
 			out, err := cmd.CombinedOutput()
 			if err != nil {
