@@ -211,6 +211,29 @@ func (e *TokenPipeEnd) use(op string) (*endFile, error) {
 	return f, nil
 }
 
+// The per-OS pipe end, sysFile (tokenpipe_unix.go, tokenpipe_windows.go,
+// tokenpipe_other.go), has:
+//
+//   - makePipe(), which creates a pipe whose ends are close-on-exec (Unix)
+//     or not inheritable (Windows); handle(), the descriptor or handle
+//     value, as FromEnv would name it.
+//   - read(rs), which reads one token, through the scratch rs or one of its
+//     own while another call is under way on the end. It returns io.EOF at
+//     end of stream, errInterrupted while setInterrupted(true) is in force,
+//     an error matching os.ErrClosed once close has begun, and ErrExported
+//     once export has.
+//   - write(p, ws), which writes all of p, through ws or a scratch of its
+//     own where the system call needs one, in one system call where the
+//     pipe has room; a broken pipe gives an error for which isBrokenPipe
+//     holds.
+//   - pending(), which reports whether a read would return at once, with a
+//     token or end of stream, without taking anything from the pipe;
+//     setInterrupted(on), which makes pending and later reads return
+//     errInterrupted while on is true; close(), which closes the end,
+//     ending the reads and writes under way first.
+//
+// export and importEnd, for the hand-off, are in handoff_*.go.
+
 // endFile is an open end. Ownership moves between TokenPipeEnds by swapping
 // the pointer, so exactly one TokenPipeEnd closes it.
 type endFile struct {

@@ -77,7 +77,6 @@ func newSysFile(fd int) *sysFile {
 	return s
 }
 
-// handle returns the descriptor or handle value, as FromEnv would name it.
 func (s *sysFile) handle() uintptr { return uintptr(s.fd) }
 
 // enter counts a call under way, or says why none may start. sole reports
@@ -220,7 +219,6 @@ const (
 	waitSpun                         // the spin has ended
 )
 
-// makePipe creates a pipe whose ends are close-on-exec.
 func makePipe() (r, w *sysFile, err error) {
 	rfd, wfd, err := openPipe()
 	if err == nil {
@@ -270,10 +268,8 @@ func aboveStdio(fds ...int) (int, int, error) {
 	return fds[0], fds[1], nil
 }
 
-// read reads one token, through rs, or a scratch of its own while another
-// call is under way on the end. It returns io.EOF at end of stream,
-// errInterrupted while setInterrupted(true) is in force, an error matching
-// os.ErrClosed once close has begun and ErrExported once export has.
+// read does without a scratch where it can: a token that is there is read
+// onto the stack (readDirect).
 func (s *sysFile) read(rs *scratch) (byte, error) {
 	sole, err := s.enter()
 	if err != nil {
@@ -411,9 +407,6 @@ func (b *scratch) tryRead(fd uintptr) bool {
 	}
 }
 
-// write writes all of p, through ws or a scratch of its own where the
-// system call needs one, in one system call where the pipe has room. A
-// broken pipe gives an error for which isBrokenPipe holds.
 func (s *sysFile) write(p []byte, ws *scratch) error {
 	if _, err := s.enter(); err != nil {
 		return err
@@ -472,8 +465,6 @@ func (s *sysFile) waitWrite(p []byte) error {
 	return nil
 }
 
-// pending reports whether a read would return at once, with a token or end
-// of stream, without taking anything from the pipe.
 func (s *sysFile) pending() bool {
 	if _, err := s.enter(); err != nil {
 		return false
@@ -488,8 +479,6 @@ func (s *sysFile) pending() bool {
 	}
 }
 
-// setInterrupted makes pending and later reads return errInterrupted while
-// on is true.
 func (s *sysFile) setInterrupted(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -497,7 +486,6 @@ func (s *sysFile) setInterrupted(on bool) {
 	s.setDeadlines()
 }
 
-// close closes the end, ending pending reads and writes first.
 func (s *sysFile) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -515,8 +503,6 @@ func (s *sysFile) close() error {
 	return err
 }
 
-// isBrokenPipe reports whether a write failed because every read end is
-// closed.
 func isBrokenPipe(err error) bool {
 	return errors.Is(err, syscall.EPIPE)
 }

@@ -66,7 +66,6 @@ func (s *scratch) release(claimed *scratch) {
 	}
 }
 
-// makePipe creates a pipe whose ends are not inheritable.
 func makePipe() (r, w *sysFile, err error) {
 	var rh, wh windows.Handle
 	// A nil SECURITY_ATTRIBUTES makes both handles not inheritable.
@@ -86,13 +85,8 @@ func newSysFile(h windows.Handle) *sysFile {
 	return s
 }
 
-// handle returns the descriptor or handle value, as FromEnv would name it.
 func (s *sysFile) handle() uintptr { return uintptr(s.h) }
 
-// read reads one token, through rs or a scratch of its own. It returns io.EOF
-// at end of stream, errInterrupted while setInterrupted(true) is in force, an
-// error matching os.ErrClosed once close has begun and ErrExported once
-// export has.
 func (s *sysFile) read(rs *scratch) (byte, error) {
 	b := rs.claim()
 	defer rs.release(b)
@@ -140,10 +134,6 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 	}
 }
 
-// write writes all of p, through ws or a scratch of its own where the
-// system call needs one, in one system call where the pipe has room. A
-// broken pipe gives an error for which isBrokenPipe holds.
-//
 // On a pipe of message type each WriteFile is one message ("the system
 // treats the bytes written in each write operation to the pipe as a message
 // unit", in blocking-wait mode whole:
@@ -182,8 +172,6 @@ func (s *sysFile) write(p []byte, ws *scratch) error {
 	return nil
 }
 
-// pending reports whether a read would return at once, with a token or end
-// of stream, without taking anything from the pipe.
 func (s *sysFile) pending() bool {
 	if s.enter(false) != nil {
 		return false
@@ -202,8 +190,6 @@ func (s *sysFile) pending() bool {
 // https://learn.microsoft.com/windows/win32/api/namedpipeapi/nf-namedpipeapi-peeknamedpipe
 var procPeekNamedPipe = windows.NewLazySystemDLL("kernel32.dll").NewProc("PeekNamedPipe")
 
-// setInterrupted makes pending and later reads return errInterrupted while
-// on is true.
 func (s *sysFile) setInterrupted(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -211,7 +197,6 @@ func (s *sysFile) setInterrupted(on bool) {
 	s.startCancelling()
 }
 
-// close closes the end, ending pending reads and writes first.
 func (s *sysFile) close() error {
 	s.mu.Lock()
 	if s.closing {
@@ -237,8 +222,6 @@ func (s *sysFile) waitIdle() {
 	}
 }
 
-// isBrokenPipe reports whether a write failed because every read end is
-// closed.
 func isBrokenPipe(err error) bool {
 	// WriteFile fails with ERROR_NO_DATA ("the pipe is being closed") once the
 	// read handle is closed; ERROR_BROKEN_PIPE is the same news, worded so by
