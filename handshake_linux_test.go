@@ -1377,20 +1377,8 @@ func init() {
 	// sends two datagrams of 253 descriptors each, then READY=1, says "sent"
 	// and waits for standard input to close.
 	register("jam-closers-then-flood", func() int {
-		var fds []int
-		for range 4 {
-			conn, fd, err := dialLingering(os.Args[1], 60)
-			if err != nil {
-				return helperExit(3, err)
-			}
-			defer conn.Close()
-			fds = append(fds, fd)
-		}
-		if err := sendToNotifySocket("STATUS=jam", unix.UnixRights(fds...)); err != nil {
+		if err := jamClosers(os.Args[1], 60); err != nil {
 			return helperExit(3, err)
-		}
-		for _, fd := range fds {
-			unix.Close(fd) // the listener's copies are the last
 		}
 		fmt.Println("closed")
 		rights, err := devNullRights()
@@ -1409,6 +1397,33 @@ func init() {
 		holdStdin()
 		return 0
 	})
+}
+
+// jamClosers connects four times to addr, whose peer never reads, fills
+// each connection and sets SO_LINGER to linger seconds, sends the four
+// sockets in one datagram to NOTIFY_SOCKET and closes its own copies: the
+// listener's are then the last, and each of their closes holds one of its
+// four closing goroutines for the linger.
+func jamClosers(addr string, linger int) error {
+	var jam []int
+	defer func() {
+		for _, fd := range jam {
+			unix.Close(fd)
+		}
+	}()
+	for range 4 {
+		conn, fd, err := dialLingering(addr, linger)
+		if err != nil {
+			return err
+		}
+		dup, err := unix.Dup(fd)
+		conn.Close() // not the last reference: dup is
+		if err != nil {
+			return err
+		}
+		jam = append(jam, dup)
+	}
+	return sendToNotifySocket("STATUS=jam", unix.UnixRights(jam...))
 }
 
 // A child that jams every closing goroutine (four sockets whose last close
@@ -1720,24 +1735,8 @@ func init() {
 	// datagram of 253 descriptors (its /dev/null); then, once a line comes on
 	// its standard input, calls Ready and waits for standard input to close.
 	register("jam-closers-flood-then-ready", func() int {
-		var jam []int
-		for range 4 {
-			conn, fd, err := dialLingering(os.Args[1], 3600)
-			if err != nil {
-				return helperExit(3, err)
-			}
-			dup, err := unix.Dup(fd)
-			conn.Close() // not the last reference: dup is
-			if err != nil {
-				return helperExit(3, err)
-			}
-			jam = append(jam, dup)
-		}
-		if err := sendToNotifySocket("STATUS=jam", unix.UnixRights(jam...)); err != nil {
+		if err := jamClosers(os.Args[1], 3600); err != nil {
 			return helperExit(3, err)
-		}
-		for _, fd := range jam {
-			unix.Close(fd)
 		}
 		fmt.Println("closed")
 		nulls, err := devNullRights()
