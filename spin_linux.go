@@ -1,7 +1,9 @@
 package tokenpipe
 
 import (
+	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -10,15 +12,71 @@ import (
 // none (TestZeroAllocsPerToken).
 var procStat = [...]byte{'/', 'p', 'r', 'o', 'c', '/', 's', 't', 'a', 't', 0}
 
-// machineIdle returns how long the machine's CPUs have been idle in all, in
+// The machine's idle time comes from /proc/stat, which a read must never
+// wait for: under lxcfs it is a FUSE file, whose read(2) hangs as long as
+// the daemon behind it does, O_NONBLOCK or not. So one goroutine at a time
+// reads it, started on demand, and machineIdle hands out its last sample
+// (TestHungProcStatHoldsNoRead).
+var sampler struct {
+	mu      sync.Mutex
+	last    idleSample
+	running bool  // a goroutine is reading /proc/stat
+	began   int64 // when it began (monotonic ns)
+}
+
+const (
+	sampleEvery = idleTick    // a sample this old asks for a fresh one
+	hungAfter   = time.Second // a reading of /proc/stat under way this long has hung
+)
+
+// readProcStat reads the machine's idle time: procStatIdle, or a test's
+// stand-in (set under sampler.mu).
+var readProcStat = procStatIdle
+
+// machineIdle returns the last sample of the machine's idle time, and has a
+// fresh one taken when it is older than sampleEvery. It never waits: while
+// another reader holds the sample, it answers idleNone, and while a reading
+// of /proc/stat has hung, idleUnknown.
+func machineIdle() idleSample {
+	if !sampler.mu.TryLock() {
+		return idleSample{}
+	}
+	s, now := sampler.last, int64(monotonic())
+	hung := sampler.running && time.Duration(now-sampler.began) >= hungAfter
+	start := !sampler.running && (s.state == idleNone || time.Duration(now-s.at) >= sampleEvery)
+	read := readProcStat
+	if start {
+		sampler.running, sampler.began = true, now
+	}
+	sampler.mu.Unlock()
+	if start {
+		go takeSample(read)
+	}
+	if hung {
+		return idleSample{at: now, state: idleUnknown}
+	}
+	return s
+}
+
+// takeSample reads the machine's idle time and keeps it for machineIdle.
+func takeSample(read func() (int64, bool)) {
+	idle, ok := read()
+	s := idleSample{idle: idle, at: int64(monotonic()), state: idleKnown}
+	if !ok {
+		s = idleSample{at: s.at, state: idleUnknown}
+	}
+	sampler.mu.Lock()
+	sampler.last, sampler.running = s, false
+	sampler.mu.Unlock()
+}
+
+// procStatIdle returns how long the machine's CPUs have been idle in all, in
 // /proc/stat's units (the idle and iowait columns of its "cpu" line, in
-// clock ticks; only differences count), and whether it could tell.
-// Reading it costs three system calls; the spinner asks when spinning
-// stops, and while parked at most every checkEvery waits.
-func machineIdle() (int64, bool) {
+// clock ticks), and whether it could tell.
+func procStatIdle() (int64, bool) {
 	// O_NONBLOCK and O_NOCTTY: whatever sits at /proc/stat (a FIFO or a
-	// terminal in a chroot), opening and reading it must not block the
-	// read that asks, nor become the process's terminal.
+	// terminal in a chroot), opening and reading it must not block, nor
+	// become the process's terminal.
 	const flags = syscall.O_RDONLY | syscall.O_CLOEXEC | syscall.O_NONBLOCK | syscall.O_NOCTTY
 	fd, _, errno := syscall.Syscall6(syscall.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&procStat[0])), flags, 0, 0, 0)
 	if errno != 0 {

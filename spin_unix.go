@@ -34,20 +34,29 @@ import (
 //     once, at the cost of a counter: no clock, no GOMAXPROCS. A stopped
 //     end parks parkedWaits(level) waits, 4 times more at each stop; then,
 //     and on a fresh end every checkEvery waits, it looks at the machine
-//     (look): once a CPU has been idle for a tenth of the time it has
+//     (look): once the CPUs have been idle for a tenth of the time it has
 //     watched, a spinner would take its time from nobody, and it tries;
-//     busyAfter with none idle means the machine is busy, and it parks on
-//     as after a stop. Where the system cannot say (machineIdle), it tries.
+//     busyAfter with less idle time than that means the machine is busy,
+//     and it parks on as after a stop. Where the system cannot say
+//     (machineIdle), it tries. The idle time comes from a sample that a
+//     goroutine of machineIdle's takes: a read never waits for it.
 //   - Trying and steady: a read spins while the reads' waits, spun or
 //     parked, have lately averaged less than spinWhen (a peer that answers
 //     within microseconds; one that writes seldom is not worth a spin), and
 //     while there is more than one P (with one, the goroutine that would
-//     write the token could not run meanwhile). Spun reads are judged in
-//     windows of 256: quick if the token came within quickWait of finding
-//     the pipe empty. A trial becomes steady at its first window with 3/4
-//     quick, and stops if it has none within trialFor; a steady end stops
-//     after three windows in a row with fewer (the machine got busy, or the
-//     peer cannot keep up).
+//     write the token could not run meanwhile; GOMAXPROCS is read at every
+//     wait of a trial, and, as it costs the scheduler's lock, only at each
+//     spin that did not pay and each window's end of a steady end, so a
+//     steady end may spin until then after a drop to one P). Spun reads are
+//     judged in windows of 256: quick if the token came within quickWait of
+//     finding the pipe empty. A trial becomes steady at its first window
+//     with 3/4 quick, and stops if it has none within trialFor; a steady end
+//     stops after three windows in a row with fewer (the machine got busy,
+//     or the peer cannot keep up), and, at the first window's end relookAfter
+//     after its trial began, parks to look at the machine again (relook):
+//     its own spinning keeps the CPUs busy, so the machine's idle time says
+//     nothing while it spins, and spun reads can stay quick on a machine
+//     that has since become busy, on time taken from the work there.
 //
 // heldWindows good steady windows in a row make the next parked spell the
 // shortest again. Concurrent readers of one end may lose one another's
@@ -57,9 +66,9 @@ type spinner struct {
 	mode  atomic.Int32 // spinParked (the zero value), spinTrying or spinSteady
 	skip  atomic.Int32 // parked: waits left before the next look
 	level atomic.Int32 // parked spells since spinning last held up, 0 to maxLevel
-	idle  atomic.Int64 // parked: machineIdle()+1 when watching began; -1 unknown; 0 never
-	at    atomic.Int64 // parked: when watching began (monotonic ns)
-	since atomic.Int64 // trying: when the trial began (monotonic ns)
+	idle  atomic.Int64 // parked: the idle time +1 when watching began; -1 unknown; 0 not watching yet
+	at    atomic.Int64 // parked: when watching began (monotonic ns, the sample's time)
+	since atomic.Int64 // trying, steady: when the trial began (monotonic ns)
 	avg   atomic.Int64 // trying, steady: moving average of the waits, ns
 	winN  atomic.Int32 // spun reads in the current window
 	quick atomic.Int32 // of which quick
@@ -95,7 +104,8 @@ const (
 	checkEvery  = 256                    // parked: waits between looks at the machine
 	parkBatch   = 64                     // parked: waits a reader takes from skip at once
 	busyAfter   = 20 * time.Millisecond  // parked: this long without an idle CPU is busy
-	idleTick    = 10 * time.Millisecond  // machineIdle's unit: /proc/stat counts USER_HZ (100) ticks
+	relookAfter = time.Second            // steady: spinning this long looks at the machine again
+	idleTick    = 10 * time.Millisecond  // idleSample's unit: /proc/stat counts USER_HZ (100) ticks
 	maxLevel    = 4
 )
 
@@ -104,17 +114,17 @@ const (
 func parkedWaits(level int32) int32 { return 1024 << (2 * (level - 1)) }
 
 // plan decides how a read that has found the pipe empty waits. When it
-// parks, the reader may park that many more waits without asking again
-// (kept in its scratch): a parked wait then costs no atomic operation.
-func (p *spinner) plan() (waitPlan, int32) {
+// parks, the reader may park up to batch-1 more waits without asking again
+// (kept in its scratch; a reader that has no scratch to keep them in asks
+// for 1): a parked wait then costs no atomic operation.
+func (p *spinner) plan(batch int32) (waitPlan, int32) {
 	if p.mode.Load() == spinParked {
 		if n := p.skip.Load(); n > 0 {
-			batch := min(n, parkBatch)
+			batch = min(n, batch)
 			p.skip.Add(-batch)
 			return waitPark, batch - 1
 		}
-		idle, known := machineIdle()
-		if !p.look(idle, known, int64(monotonic())) {
+		if !p.look(machineIdle(), int64(monotonic())) {
 			return waitPark, 0
 		}
 	}
@@ -132,18 +142,25 @@ func (p *spinner) plan() (waitPlan, int32) {
 	return waitSpin, 0
 }
 
-// look decides, for a parked end, from the machine's idle time and the
-// time, whether to try spinning (true), or when to look again.
-func (p *spinner) look(idle int64, known bool, now int64) bool {
-	base, since := p.idle.Load(), time.Duration(now-p.at.Load())
+// look decides, for a parked end, from a sample of the machine's idle time
+// and the time now, whether to try spinning (true), or when to look again.
+// The idle times compared are those of samples, each with the time it was
+// taken: a sample that is some waits old compares as well as a fresh one.
+func (p *spinner) look(s idleSample, now int64) bool {
+	base, since := p.idle.Load(), time.Duration(s.at-p.at.Load())
 	switch {
-	case base == 0: // a fresh end: its first look
-		p.watch(idle, known, now)
+	case base == 0: // not watching yet: a fresh end, or one that stopped
+		if s.state != idleKnown || s.at >= p.at.Load() { // not taken while it spun
+			p.watch(s)
+		}
 		p.skip.Store(checkEvery)
 		return false
-	case !known || base < 0: // nobody can say: try
-	case idle+1 > base && time.Duration(idle+1-base)*idleTick >= since/10:
-		// A CPU was idle for a tenth of the time since the machine was
+	case s.state == idleUnknown || base < 0: // nobody can say: try
+	case s.state == idleNone: // no sample yet
+		p.skip.Store(checkEvery)
+		return false
+	case s.idle+1 > base && time.Duration(s.idle+1-base)*idleTick >= since/10:
+		// The CPUs were idle for a tenth of the time since the machine was
 		// last found busy, or since the end began to watch: more than the
 		// slivers that a busy machine gathers now and then (at nice 19,
 		// a tick in a few seconds).
@@ -151,7 +168,7 @@ func (p *spinner) look(idle int64, known bool, now int64) bool {
 		p.skip.Store(checkEvery) // too soon to tell
 		return false
 	default: // no CPU idle for busyAfter: the machine is busy
-		p.watch(idle, known, now)
+		p.watch(s)
 		p.parkLonger()
 		return false
 	}
@@ -163,22 +180,42 @@ func (p *spinner) look(idle int64, known bool, now int64) bool {
 	return true
 }
 
-// watch takes machineIdle's answer and the time as what the next looks
-// compare with.
-func (p *spinner) watch(idle int64, known bool, now int64) {
-	if known {
-		p.idle.Store(idle + 1)
-	} else {
+// watch takes a sample as what the next looks compare with; with none yet,
+// the next look takes one.
+func (p *spinner) watch(s idleSample) {
+	switch s.state {
+	case idleKnown:
+		p.idle.Store(s.idle + 1)
+	case idleUnknown:
 		p.idle.Store(-1)
+	default:
+		p.idle.Store(0)
 	}
-	p.at.Store(now)
+	p.at.Store(s.at)
 }
 
-// stop stops the spinning.
+// stop stops the spinning for a parked spell longer than the last.
 func (p *spinner) stop() {
-	idle, known := machineIdle()
-	p.watch(idle, known, int64(monotonic()))
+	p.unwatch()
 	p.parkLonger()
+}
+
+// relook stops a steady end's spinning for a look at the machine, at the
+// same level: if a CPU is still idle, the trial that follows is steady
+// after its first window.
+func (p *spinner) relook() {
+	p.unwatch()
+	p.skip.Store(0)
+	p.mode.Store(spinParked)
+}
+
+// unwatch has the next look watch the machine afresh, and asks for a sample
+// for it: the samples taken while the end spun saw the CPUs kept busy by
+// the spinning.
+func (p *spinner) unwatch() {
+	machineIdle()
+	p.idle.Store(0)
+	p.at.Store(int64(monotonic()))
 }
 
 // parkLonger parks the end's reads for parkedWaits of the next level.
@@ -222,6 +259,9 @@ func (p *spinner) spun(paid bool, wait time.Duration) {
 		if p.held.Add(1) >= heldWindows {
 			p.level.Store(0)
 		}
+		if time.Duration(int64(monotonic())-p.since.Load()) >= relookAfter {
+			p.relook()
+		}
 	default:
 		// One window can be unlucky (a GC, a burst of another process's
 		// work: on a quiet machine whole windows went empty now and then);
@@ -246,6 +286,21 @@ func (p *spinner) waited(d time.Duration) {
 	old := p.avg.Load()
 	p.avg.Store(old + (int64(d)-old)/8)
 }
+
+// idleSample is what machineIdle knows of the machine's idle time.
+type idleSample struct {
+	idle  int64     // how long the CPUs have been idle in all, in idleTicks (only differences count)
+	at    int64     // when the sample was taken (monotonic ns)
+	state idleState // whether idle says anything
+}
+
+type idleState uint8
+
+const (
+	idleNone    idleState = iota // no sample yet: one is being taken
+	idleKnown                    // idle and at say
+	idleUnknown                  // the system cannot say
+)
 
 // monotonic returns the time on the monotonic clock, in a single clock
 // read (time.Now takes two, the wall clock's too).

@@ -16,32 +16,92 @@ import (
 // real pipe are left to the benchmarks; the tests below that use one only
 // check what the policy decided.
 
-// A fresh end parks and looks at the machine every checkEvery waits; a CPU
-// idle for a tenth of the time watched starts a trial, busyAfter without
-// one parks it for longer, and where nothing can be known it tries.
+// A fresh end parks and looks at the machine every checkEvery waits; the
+// CPUs idle for a tenth of the time watched start a trial, busyAfter without
+// that parks it for longer, and where nothing can be known it tries.
 func TestSpinWaitsForAnIdleCPU(t *testing.T) {
 	var p spinner
-	if p.look(100, true, 0) || p.mode.Load() != spinParked || p.skip.Load() != checkEvery {
+	if p.look(idleSample{}, 0) || p.mode.Load() != spinParked || p.skip.Load() != checkEvery || p.idle.Load() != 0 {
+		t.Fatalf("a fresh end's look before any sample: mode %d, skip %d, idle %d; want parked, skip %d, not watching", p.mode.Load(), p.skip.Load(), p.idle.Load(), checkEvery)
+	}
+	if p.look(sample(100, 0), 0) || p.mode.Load() != spinParked || p.skip.Load() != checkEvery {
 		t.Fatalf("a fresh end's first look: mode %d, skip %d; want parked, skip %d", p.mode.Load(), p.skip.Load(), checkEvery)
 	}
-	if p.look(100, true, int64(busyAfter/2)) || p.level.Load() != 0 {
+	if p.look(sample(100, busyAfter/2), 0) || p.level.Load() != 0 {
 		t.Fatalf("no idle CPU for %v: mode %d, level %d; want parked at level 0 (too soon to tell)", busyAfter/2, p.mode.Load(), p.level.Load())
 	}
-	if p.look(100, true, int64(busyAfter)) || p.level.Load() != 1 || p.skip.Load() != parkedWaits(1) {
+	if p.look(idleSample{}, 0) || p.level.Load() != 0 || p.skip.Load() != checkEvery {
+		t.Fatalf("no sample to go by: mode %d, level %d; want parked at level 0 for %d waits", p.mode.Load(), p.level.Load(), checkEvery)
+	}
+	if p.look(sample(100, busyAfter), 0) || p.level.Load() != 1 || p.skip.Load() != parkedWaits(1) {
 		t.Fatalf("no idle CPU for %v: mode %d, level %d, skip %d; want parked for %d waits", busyAfter, p.mode.Load(), p.level.Load(), p.skip.Load(), parkedWaits(1))
 	}
 	// Slivers: one tick of idle time in a second is no idle CPU.
-	if p.look(101, true, int64(busyAfter+time.Second)) || p.level.Load() != 2 {
+	if p.look(sample(101, busyAfter+time.Second), 0) || p.level.Load() != 2 {
 		t.Fatalf("one tick of idle CPU time in a second: mode %d, level %d; want parked at level 2", p.mode.Load(), p.level.Load())
 	}
-	if !p.look(103, true, int64(busyAfter+time.Second+100*time.Millisecond)) || p.mode.Load() != spinTrying {
+	if !p.look(sample(103, busyAfter+time.Second+100*time.Millisecond), 0) || p.mode.Load() != spinTrying {
 		t.Fatalf("two ticks of idle CPU time in 100 ms: mode %d, want trying", p.mode.Load())
 	}
 
 	var q spinner
-	q.look(0, false, 0)
-	if !q.look(0, false, 1) {
+	q.look(idleSample{state: idleUnknown}, 0)
+	if !q.look(idleSample{state: idleUnknown}, 1) {
 		t.Error("a machine that cannot say whether a CPU was idle is not tried")
+	}
+}
+
+// A steady end looks at the machine again after relookAfter of spinning,
+// as its own spins keep the CPUs busy: it parks at its level, watches from a
+// sample taken after it stopped (not one its spinning made), and tries
+// again where a CPU is idle, or parks for longer on a machine that has
+// become busy.
+func TestSteadyEndLooksAgain(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	for _, busy := range []bool{false, true} {
+		var p spinner
+		steady(&p)
+		spinWindow(&p, true, time.Microsecond)
+		if p.mode.Load() != spinSteady {
+			t.Fatal("a steady end looked at the machine again before relookAfter")
+		}
+		p.since.Add(-int64(relookAfter))
+		spinWindow(&p, true, time.Microsecond)
+		if p.mode.Load() != spinParked || p.level.Load() != 0 || p.skip.Load() != 0 {
+			t.Fatalf("after %v of quick spins: mode %d, level %d, skip %d; want parked at level 0, looking at the next wait", relookAfter, p.mode.Load(), p.level.Load(), p.skip.Load())
+		}
+		stopped := time.Duration(p.at.Load())
+		p.look(sample(5, stopped-time.Millisecond), int64(stopped)) // taken while it spun
+		if p.idle.Load() != 0 {
+			t.Fatal("the end watches from a sample taken while it spun")
+		}
+		p.look(sample(5, stopped), int64(stopped))
+		idle := int64(5)
+		if !busy {
+			idle += 2
+		}
+		tried := p.look(sample(idle, stopped+busyAfter), int64(stopped+busyAfter))
+		if tried == busy || (busy && p.level.Load() != 1) {
+			t.Errorf("machine busy %v: tried %v, level %d", busy, tried, p.level.Load())
+		}
+	}
+}
+
+// A read that has no scratch of its own to keep parked waits in (one of
+// several at once) takes one wait of a parked spell, not a batch it would
+// lose: concurrent readers keep the spell as long as a sole one.
+func TestConcurrentReadersKeepTheParkedSpell(t *testing.T) {
+	var p spinner
+	p.look(sample(1, 0), 0)
+	p.look(sample(1, busyAfter), 0) // busy
+	spell := p.skip.Load()
+	for i := int32(1); i <= 10; i++ {
+		if w, more := p.plan(1); w != waitPark || more != 0 {
+			t.Fatalf("plan(1) of a parked end: %d, %d more; want parked, 0 more", w, more)
+		}
+		if got := p.skip.Load(); got != spell-i {
+			t.Fatalf("after %d waits of one read each, %d of a spell of %d left; want %d", i, got, spell, spell-i)
+		}
 	}
 }
 
@@ -50,15 +110,15 @@ func TestSpinWaitsForAnIdleCPU(t *testing.T) {
 func TestParkedSpellsGrow(t *testing.T) {
 	var p spinner
 	for level := int32(1); level <= maxLevel+1; level++ {
-		p.look(7, true, 0)
-		p.look(7, true, int64(level)*int64(busyAfter)) // busy
+		p.look(sample(7, 0), 0)
+		p.look(sample(7, time.Duration(level)*busyAfter), 0) // busy
 		want := min(level, maxLevel)
 		if p.level.Load() != want || p.skip.Load() != parkedWaits(want) {
 			t.Fatalf("busy look %d: level %d, skip %d; want %d, %d", level, p.level.Load(), p.skip.Load(), want, parkedWaits(want))
 		}
 	}
 	for waits := int32(0); waits < parkedWaits(maxLevel); {
-		w, more := p.plan()
+		w, more := p.plan(parkBatch)
 		if w != waitPark {
 			t.Fatalf("a parked end spun after %d waits of a spell of %d", waits, parkedWaits(maxLevel))
 		}
@@ -276,35 +336,23 @@ func TestQueuedTokensDoNotYield(t *testing.T) {
 	}
 }
 
-// machineIdle reads a number that only grows, and costs no allocation: a
-// token must cost none, and plan calls it on a wait.
-func TestMachineIdle(t *testing.T) {
-	a, ok := machineIdle()
-	if !ok {
-		if runtime.GOOS == "linux" {
-			t.Skip("no /proc/stat here: the spinner tries without asking the machine")
-		}
-		return
-	}
-	if allocs := testing.AllocsPerRun(100, func() { machineIdle() }); allocs != 0 {
-		t.Errorf("machineIdle allocates %v times", allocs)
-	}
-	if b, _ := machineIdle(); b < a {
-		t.Errorf("idle time went back from %d to %d", a, b)
-	}
+// sample is a sample of idle ticks taken at at.
+func sample(idle int64, at time.Duration) idleSample {
+	return idleSample{idle: idle, at: int64(at), state: idleKnown}
 }
 
 // planOf returns how plan would have a read wait.
 func planOf(p *spinner) waitPlan {
-	w, _ := p.plan()
+	w, _ := p.plan(parkBatch)
 	return w
 }
 
 // trying puts p in a trial that begins now, as a look does where nothing
 // can say how idle the CPUs are.
 func trying(p *spinner) {
-	p.look(0, false, int64(monotonic()))
-	p.look(0, false, int64(monotonic()))
+	unknown := idleSample{state: idleUnknown}
+	p.look(unknown, int64(monotonic()))
+	p.look(unknown, int64(monotonic()))
 }
 
 // steady puts a fresh p in the steady mode, as a trial's first good window

@@ -198,6 +198,7 @@ type scratch struct {
 	tryReadFunc func(fd uintptr) bool // b.tryRead as a func value, made once
 	spinner     *spinner              // the end's
 	parkLeft    int32                 // waits that park without asking spinner
+	oneRead     bool                  // made for one read: parkLeft dies with it
 
 	// This read's wait, as tryRead goes.
 	state waitState
@@ -294,7 +295,7 @@ func (s *sysFile) read(rs *scratch) (byte, error) {
 		break
 	}
 	if !sole {
-		rs = new(scratch)
+		rs = &scratch{oneRead: true}
 	}
 	return s.waitRead(rs)
 }
@@ -359,13 +360,7 @@ func (b *scratch) tryRead(fd uintptr) bool {
 		}
 		switch b.state {
 		case waitUndecided:
-			plan := waitPark
-			if b.parkLeft > 0 {
-				b.parkLeft--
-			} else {
-				plan, b.parkLeft = b.spinner.plan()
-			}
-			switch plan {
+			switch b.plan() {
 			case waitPark:
 				b.state = waitParked
 				return false
@@ -405,6 +400,22 @@ func (b *scratch) tryRead(fd uintptr) bool {
 		}
 		return false
 	}
+}
+
+// plan decides how this read waits: as the spinner says, unless parked
+// waits that the spinner gave this scratch ahead are left.
+func (b *scratch) plan() waitPlan {
+	if b.parkLeft > 0 {
+		b.parkLeft--
+		return waitPark
+	}
+	batch := int32(parkBatch)
+	if b.oneRead {
+		batch = 1 // waits given ahead would die with the scratch
+	}
+	plan, more := b.spinner.plan(batch)
+	b.parkLeft = more
+	return plan
 }
 
 func (s *sysFile) write(p []byte, ws *scratch) error {
