@@ -156,6 +156,41 @@ func TestSpinStopsWhenThePeerIsLate(t *testing.T) {
 	}
 }
 
+// What a steady end may cost a token, as bench/README.md says: a window
+// stays good with 3/4 of its reads quick (within quickWait), the rest
+// spinning the full spinFor in vain, so the spin may average up to
+// 3/4 quickWait + 1/4 spinFor of CPU a token; a quick read fewer, and three
+// such windows stop it.
+func TestSpinCostBound(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	var p spinner
+	steady(&p)
+	costly := func(quick int) {
+		for i := range window {
+			if i < quick {
+				p.spun(true, quickWait)
+			} else {
+				p.spun(false, spinFor)
+			}
+		}
+	}
+	for range 5 {
+		costly(windowQuick)
+	}
+	if p.mode.Load() != spinSteady {
+		t.Fatalf("windows with %d of %d reads quick stopped the spinning", windowQuick, window)
+	}
+	if bound := (3*quickWait + spinFor) / 4; bound > 44*time.Microsecond {
+		t.Errorf("the bound bench/README.md states is 44 µs a token; the rules allow %v", bound)
+	}
+	for range 3 {
+		costly(windowQuick - 1)
+	}
+	if p.mode.Load() != spinParked {
+		t.Fatalf("three windows with %d of %d reads quick did not stop the spinning", windowQuick-1, window)
+	}
+}
+
 // A trial that has no good window within trialFor stops.
 func TestTrialsEnd(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
