@@ -6,6 +6,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The sampler of the machine's idle time starts before the first test, so
+// that the leak checks count its goroutine, which lives as long as the
+// process, before and after every test.
+func init() { machineIdle() }
+
 // SetReceiveHook makes the sd_notify listener call f for each datagram it
 // receives, before it handles it, until restore is called. Set it before the
 // listener starts and restore it after the listener has closed.

@@ -14,15 +14,20 @@ var procStat = [...]byte{'/', 'p', 'r', 'o', 'c', '/', 's', 't', 'a', 't', 0}
 
 // The machine's idle time comes from /proc/stat, which a read must never
 // wait for: under lxcfs it is a FUSE file, whose read(2) hangs as long as
-// the daemon behind it does, O_NONBLOCK or not. So one goroutine at a time
-// reads it, started on demand, and machineIdle hands out its last sample
-// (TestHungProcStatHoldsNoRead).
+// the daemon behind it does, O_NONBLOCK or not. So one goroutine reads it,
+// started by the first look and asked through sampleAsked, and machineIdle
+// hands out its last sample (TestHungProcStatHoldsNoRead). The goroutine
+// lives on, parked on the channel: starting one per sample would cost an
+// allocation, and a token costs none (TestLooksDoNotAllocate).
 var sampler struct {
 	mu      sync.Mutex
 	last    idleSample
-	running bool  // a goroutine is reading /proc/stat
-	began   int64 // when it began (monotonic ns)
+	started bool  // the goroutine is there
+	running bool  // a reading is asked for or under way
+	began   int64 // when it was asked for (monotonic ns)
 }
+
+var sampleAsked = make(chan struct{}, 1)
 
 const (
 	sampleEvery = idleTick    // a sample this old asks for a fresh one
@@ -43,31 +48,38 @@ func machineIdle() idleSample {
 	}
 	s, now := sampler.last, int64(monotonic())
 	hung := sampler.running && time.Duration(now-sampler.began) >= hungAfter
-	start := !sampler.running && (s.state == idleNone || time.Duration(now-s.at) >= sampleEvery)
-	read := readProcStat
-	if start {
+	ask := !sampler.running && (s.state == idleNone || time.Duration(now-s.at) >= sampleEvery)
+	if ask {
 		sampler.running, sampler.began = true, now
+		if !sampler.started {
+			sampler.started = true
+			go takeSamples()
+		}
+		sampleAsked <- struct{}{} // room for it: nothing is asked while running
 	}
 	sampler.mu.Unlock()
-	if start {
-		go takeSample(read)
-	}
 	if hung {
 		return idleSample{at: now, state: idleUnknown}
 	}
 	return s
 }
 
-// takeSample reads the machine's idle time and keeps it for machineIdle.
-func takeSample(read func() (int64, bool)) {
-	idle, ok := read()
-	s := idleSample{idle: idle, at: int64(monotonic()), state: idleKnown}
-	if !ok {
-		s = idleSample{at: s.at, state: idleUnknown}
+// takeSamples reads the machine's idle time whenever asked, and keeps it for
+// machineIdle.
+func takeSamples() {
+	for range sampleAsked {
+		sampler.mu.Lock()
+		read := readProcStat
+		sampler.mu.Unlock()
+		idle, ok := read()
+		s := idleSample{idle: idle, at: int64(monotonic()), state: idleKnown}
+		if !ok {
+			s = idleSample{at: s.at, state: idleUnknown}
+		}
+		sampler.mu.Lock()
+		sampler.last, sampler.running = s, false
+		sampler.mu.Unlock()
 	}
-	sampler.mu.Lock()
-	sampler.last, sampler.running = s, false
-	sampler.mu.Unlock()
 }
 
 // procStatIdle returns how long the machine's CPUs have been idle in all, in

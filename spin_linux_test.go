@@ -46,15 +46,31 @@ func TestMachineIdle(t *testing.T) {
 	}
 }
 
-// takenSample has a sample taken and returns it.
+// takenSample has the sampler take a sample, and returns it.
 func takenSample() idleSample {
+	waitForSample()
 	sampler.mu.Lock()
-	read := readProcStat
+	sampler.last = idleSample{}
 	sampler.mu.Unlock()
-	takeSample(read)
+	machineIdle()
+	waitForSample()
 	sampler.mu.Lock()
 	defer sampler.mu.Unlock()
 	return sampler.last
+}
+
+// waitForSample waits until no reading of the machine's idle time is asked
+// for or under way.
+func waitForSample() {
+	for {
+		sampler.mu.Lock()
+		running := sampler.running
+		sampler.mu.Unlock()
+		if !running {
+			return
+		}
+		runtime.Gosched()
+	}
 }
 
 // A read never waits for /proc/stat, whose read(2) hangs under lxcfs (a FUSE
@@ -66,7 +82,7 @@ func takenSample() idleSample {
 func TestHungProcStatHoldsNoRead(t *testing.T) {
 	asked, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	restore := standInProcStat(t, func() (int64, bool) {
+	restore := standInProcStat(func() (int64, bool) {
 		once.Do(func() { close(asked) })
 		<-release
 		return 0, false
@@ -90,14 +106,7 @@ func TestHungProcStatHoldsNoRead(t *testing.T) {
 		}
 		done <- nil
 	}()
-	go func() { // echoes each token back until ping ends
-		for {
-			tok, err := pingR.TokenRead()
-			if err != nil || pongW.TokenWrite(tok) != nil {
-				return
-			}
-		}
-	}()
+	go echoEnds(pingR, pongW)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -113,9 +122,7 @@ func TestHungProcStatHoldsNoRead(t *testing.T) {
 	}
 	closed := make(chan struct{})
 	go func() {
-		for _, e := range []*TokenPipeEnd{pingW, pingR, pongW, pongR} {
-			e.Close()
-		}
+		closeEnds(pingW, pingR, pongW, pongR)
 		close(closed)
 	}()
 	select {
@@ -136,23 +143,94 @@ func madeEnds(t *testing.T) (r, w *TokenPipeEnd) {
 }
 
 // standInProcStat has the sampler read the machine's idle time with read,
-// once no reading is under way, until restore.
-func standInProcStat(t *testing.T, read func() (int64, bool)) (restore func()) {
-	t.Helper()
-	for {
-		sampler.mu.Lock()
-		if !sampler.running {
-			break
-		}
-		sampler.mu.Unlock()
-		runtime.Gosched()
-	}
+// once no reading is under way, until restore, which waits for the
+// stand-in's last reading to end.
+func standInProcStat(read func() (int64, bool)) (restore func()) {
+	waitForSample()
+	sampler.mu.Lock()
 	old, oldLast := readProcStat, sampler.last
 	readProcStat, sampler.last = read, idleSample{}
 	sampler.mu.Unlock()
 	return func() {
+		waitForSample()
 		sampler.mu.Lock()
 		readProcStat, sampler.last = old, oldLast
 		sampler.mu.Unlock()
+	}
+}
+
+// Looking at the machine costs a token no allocation, however often the
+// looks ask for a sample (TestZeroAllocsPerToken's few round trips never
+// come to a second look): here every look finds the last sample older than
+// sampleEvery, as in round trips paced by a peer that answers every 40 µs
+// or more.
+func TestLooksDoNotAllocate(t *testing.T) {
+	pingR, pingW := madeEnds(t)
+	pongR, pongW := madeEnds(t)
+	defer closeEnds(pingW, pingR, pongW, pongR)
+	go echoEnds(pingR, pongW)
+	roundTrip := func() {
+		sampler.mu.Lock()
+		sampler.last.at -= int64(sampleEvery)
+		sampler.mu.Unlock()
+		if err := pingW.TokenWrite(1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pongR.TokenRead(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roundTrip() // the first wait builds what later ones reuse
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 4 * checkEvery {
+		roundTrip()
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.Mallocs - before.Mallocs; n != 0 {
+		t.Errorf("%d allocations in %d round trips, want 0", n, 4*checkEvery)
+	}
+}
+
+// A fresh end does not watch a sample taken before it was made (in a
+// long-lived launcher, hours before): the machine's idle time then would
+// count against a time the end did not watch. Here the process's last
+// sample is from its start, and the machine has had no idle time since
+// the end was made: the end keeps parking.
+func TestFreshEndIgnoresOldSamples(t *testing.T) {
+	restore := standInProcStat(func() (int64, bool) { return 1000, true })
+	defer restore()
+	sampler.mu.Lock()
+	sampler.last = sample(0, time.Nanosecond) // the process's first sample
+	sampler.mu.Unlock()
+
+	var p spinner // a fresh end
+	p.look(machineIdle(), int64(monotonic()))
+	waitForSample()
+	p.look(machineIdle(), int64(monotonic())) // checkEvery waits later
+	waitForSample()
+	sampler.mu.Lock()
+	sampler.last.at += int64(busyAfter) // busyAfter later, still 1000
+	sampler.mu.Unlock()
+	p.look(machineIdle(), int64(monotonic()))
+	if p.mode.Load() != spinParked {
+		t.Errorf("a fresh end on a machine with no idle time since it was made tries spinning (idle %d, watching since %d)", p.idle.Load(), p.at.Load())
+	}
+}
+
+// closeEnds closes ends.
+func closeEnds(ends ...*TokenPipeEnd) {
+	for _, e := range ends {
+		e.Close()
+	}
+}
+
+// echoEnds writes back each token it reads from in, until either end fails.
+func echoEnds(in, out *TokenPipeEnd) {
+	for {
+		tok, err := in.TokenRead()
+		if err != nil || out.TokenWrite(tok) != nil {
+			return
+		}
 	}
 }

@@ -58,8 +58,9 @@ import (
 //     nothing while it spins, and spun reads can stay quick on a machine
 //     that has since become busy, on time taken from the work there.
 //
-// heldWindows good steady windows in a row make the next parked spell the
-// shortest again. Concurrent readers of one end may lose one another's
+// heldWindows good steady windows in a row (a relook that finds the CPUs
+// idle does not break the row) make the next parked spell the shortest
+// again. Concurrent readers of one end may lose one another's
 // updates: the state only steers the spin, and every field stays within its
 // bounds.
 type spinner struct {
@@ -119,10 +120,10 @@ func parkedWaits(level int32) int32 { return 1024 << (2 * (level - 1)) }
 // for 1): a parked wait then costs no atomic operation.
 func (p *spinner) plan(batch int32) (waitPlan, int32) {
 	if p.mode.Load() == spinParked {
-		if n := p.skip.Load(); n > 0 {
-			batch = min(n, batch)
-			p.skip.Add(-batch)
-			return waitPark, batch - 1
+		for n := p.skip.Load(); n > 0; n = p.skip.Load() {
+			if take := min(n, batch); p.skip.CompareAndSwap(n, n-take) {
+				return waitPark, take - 1
+			}
 		}
 		if !p.look(machineIdle(), int64(monotonic())) {
 			return waitPark, 0
@@ -150,7 +151,12 @@ func (p *spinner) look(s idleSample, now int64) bool {
 	base, since := p.idle.Load(), time.Duration(s.at-p.at.Load())
 	switch {
 	case base == 0: // not watching yet: a fresh end, or one that stopped
-		if s.state != idleKnown || s.at >= p.at.Load() { // not taken while it spun
+		switch from := p.at.Load(); {
+		case s.state == idleUnknown:
+			p.watch(s)
+		case from == 0: // a fresh end: samples from before it say nothing of it
+			p.at.Store(now)
+		case s.state == idleKnown && s.at >= from:
 			p.watch(s)
 		}
 		p.skip.Store(checkEvery)
@@ -180,16 +186,13 @@ func (p *spinner) look(s idleSample, now int64) bool {
 	return true
 }
 
-// watch takes a sample as what the next looks compare with; with none yet,
-// the next look takes one.
+// watch takes a sample, known or unknown, as what the next looks compare
+// with.
 func (p *spinner) watch(s idleSample) {
-	switch s.state {
-	case idleKnown:
+	if s.state == idleKnown {
 		p.idle.Store(s.idle + 1)
-	case idleUnknown:
+	} else {
 		p.idle.Store(-1)
-	default:
-		p.idle.Store(0)
 	}
 	p.at.Store(s.at)
 }
@@ -209,9 +212,9 @@ func (p *spinner) relook() {
 	p.mode.Store(spinParked)
 }
 
-// unwatch has the next look watch the machine afresh, and asks for a sample
-// for it: the samples taken while the end spun saw the CPUs kept busy by
-// the spinning.
+// unwatch has the next looks watch the machine afresh, from a sample taken
+// from now on, and asks for one: the samples taken while the end spun saw
+// the CPUs kept busy by the spinning.
 func (p *spinner) unwatch() {
 	machineIdle()
 	p.idle.Store(0)
@@ -220,6 +223,7 @@ func (p *spinner) unwatch() {
 
 // parkLonger parks the end's reads for parkedWaits of the next level.
 func (p *spinner) parkLonger() {
+	p.held.Store(0)
 	level := min(p.level.Load()+1, maxLevel)
 	p.level.Store(level)
 	p.skip.Store(parkedWaits(level))
@@ -251,7 +255,6 @@ func (p *spinner) spun(paid bool, wait time.Duration) {
 	switch {
 	case mode == spinTrying && quick >= windowQuick:
 		p.bad.Store(0)
-		p.held.Store(0)
 		p.mode.Store(spinSteady)
 	case mode != spinSteady:
 	case quick >= windowQuick:
