@@ -35,11 +35,13 @@ import (
 //     end parks parkedWaits(level) waits, 4 times more at each stop; then,
 //     and on a fresh end every checkEvery waits, it looks at the machine
 //     (look): once the CPUs have been idle for a tenth of the time it has
-//     watched, a spinner would take its time from nobody, and it tries;
-//     busyAfter with less idle time than that means the machine is busy,
-//     and it parks on as after a stop. Where the system cannot say
-//     (machineIdle), it tries. The idle time comes from a sample that a
-//     goroutine of machineIdle's takes: a read never waits for it.
+//     watched (two ticks at least), a spinner would take its time from
+//     nobody, and it tries; busyAfter with less idle time than that means
+//     the machine is busy, and it parks on as after a stop. Where the
+//     system cannot say (machineIdle), it tries. The idle time comes from
+//     samples that a goroutine of machineIdle's takes, a read never waits
+//     for it, and an end watches only samples taken since it was made or
+//     last spun.
 //   - Trying and steady: a read spins while the reads' waits, spun or
 //     parked, have lately averaged less than spinWhen (a peer that answers
 //     within microseconds; one that writes seldom is not worth a spin), and
@@ -52,29 +54,28 @@ import (
 //     finding the pipe empty. A trial becomes steady at its first window
 //     with 3/4 quick, and stops if it has none within trialFor; a steady end
 //     stops after three windows in a row with fewer (the machine got busy,
-//     or the peer cannot keep up), and, at the first window's end relookAfter
-//     after its trial began, parks to look at the machine again (relook):
-//     its own spinning keeps the CPUs busy, so the machine's idle time says
-//     nothing while it spins, and spun reads can stay quick on a machine
-//     that has since become busy, on time taken from the work there.
+//     or the peer cannot keep up), and, at the end of the first good window
+//     relookAfter after its trial began, parks to look at the machine again
+//     (relook): its own spinning keeps the CPUs busy, so the machine's idle
+//     time says nothing while it spins, and spun reads can stay quick on a
+//     machine that has since become busy, on time taken from the work there.
 //
 // heldWindows good steady windows in a row (a relook that finds the CPUs
 // idle does not break the row) make the next parked spell the shortest
-// again. Concurrent readers of one end may lose one another's
-// updates: the state only steers the spin, and every field stays within its
-// bounds.
+// again. Concurrent readers of one end may lose one another's updates, and
+// count a read in the window after its own: the state only steers the spin,
+// and every field stays within its bounds.
 type spinner struct {
-	mode  atomic.Int32 // spinParked (the zero value), spinTrying or spinSteady
-	skip  atomic.Int32 // parked: waits left before the next look
-	level atomic.Int32 // parked spells since spinning last held up, 0 to maxLevel
-	idle  atomic.Int64 // parked: the idle time +1 when watching began; -1 unknown; 0 not watching yet
-	at    atomic.Int64 // parked: when watching began (monotonic ns, the sample's time)
-	since atomic.Int64 // trying, steady: when the trial began (monotonic ns)
-	avg   atomic.Int64 // trying, steady: moving average of the waits, ns
-	winN  atomic.Int32 // spun reads in the current window
-	quick atomic.Int32 // of which quick
-	bad   atomic.Int32 // steady: windows in a row that were not good
-	held  atomic.Int32 // steady: good windows in a row
+	mode  atomic.Int32  // spinParked (the zero value), spinTrying or spinSteady
+	skip  atomic.Int32  // parked: waits left before the next look
+	level atomic.Int32  // parked spells since spinning last held up, 0 to maxLevel
+	idle  atomic.Int64  // parked: the idle time +1 when watching began; -1 unknown; 0 not watching yet
+	at    atomic.Int64  // parked: when watching began (monotonic ns, the sample's time)
+	since atomic.Int64  // trying, steady: when the trial began (monotonic ns)
+	avg   atomic.Int64  // trying, steady: moving average of the waits, ns
+	win   atomic.Uint64 // the current window: spun reads + quick ones<<32 (one atomic, so that a window's counts agree)
+	bad   atomic.Int32  // steady: windows in a row that were not good
+	held  atomic.Int32  // steady: good windows in a row
 }
 
 const (
@@ -99,7 +100,7 @@ const (
 	longestWait = 8 * spinFor            // the most one wait counts for in the average
 	quickWait   = 25 * time.Microsecond  // a spun read answered within this was quick
 	window      = 256                    // spun reads judged together
-	windowQuick = window * 3 / 4         // quick reads a good window has
+	quickRead   = 1 << 32                // a quick read in spinner.win
 	trialFor    = 50 * time.Millisecond  // a trial without a good window by then stops
 	heldWindows = 64                     // good steady windows that reset the level
 	checkEvery  = 256                    // parked: waits between looks at the machine
@@ -152,11 +153,9 @@ func (p *spinner) look(s idleSample, now int64) bool {
 	switch {
 	case base == 0: // not watching yet: a fresh end, or one that stopped
 		switch from := p.at.Load(); {
-		case s.state == idleUnknown:
-			p.watch(s)
 		case from == 0: // a fresh end: samples from before it say nothing of it
 			p.at.Store(now)
-		case s.state == idleKnown && s.at >= from:
+		case s.state != idleNone && s.at >= from:
 			p.watch(s)
 		}
 		p.skip.Store(checkEvery)
@@ -165,11 +164,12 @@ func (p *spinner) look(s idleSample, now int64) bool {
 	case s.state == idleNone: // no sample yet
 		p.skip.Store(checkEvery)
 		return false
-	case s.idle+1 > base && time.Duration(s.idle+1-base)*idleTick >= since/10:
+	case s.idle+1-base >= 2 && time.Duration(s.idle+1-base)*idleTick >= since/10:
 		// The CPUs were idle for a tenth of the time since the machine was
-		// last found busy, or since the end began to watch: more than the
-		// slivers that a busy machine gathers now and then (at nice 19,
-		// a tick in a few seconds).
+		// last found busy, or since the end began to watch, and for two
+		// ticks at least: more than the slivers that a busy machine gathers
+		// now and then (at nice 19, a tick in a few seconds), one of which
+		// may complete a tick in any watch (TestOneIdleTickIsNoIdleCPU).
 	case since < busyAfter:
 		p.skip.Store(checkEvery) // too soon to tell
 		return false
@@ -180,8 +180,7 @@ func (p *spinner) look(s idleSample, now int64) bool {
 	}
 	p.since.Store(now)
 	p.avg.Store(0)
-	p.winN.Store(0)
-	p.quick.Store(0)
+	p.win.Store(0)
 	p.mode.Store(spinTrying)
 	return true
 }
@@ -237,27 +236,29 @@ func (p *spinner) parkLonger() {
 func (p *spinner) spun(paid bool, wait time.Duration) {
 	mode := p.mode.Load()
 	p.waited(wait)
-	quick := p.quick.Load()
+	add := uint64(1)
 	if paid && wait <= quickWait {
-		quick++
-		p.quick.Store(quick)
+		add += quickRead
 	}
-	n := p.winN.Add(1)
+	v := p.win.Add(add)
+	n, quick := int32(uint32(v)), int32(v>>32)
 	if (!paid || n >= window) && mode == spinSteady && runtime.GOMAXPROCS(0) < 2 {
 		p.stop()
 		return
 	}
-	if n < window {
+	if n < window || !p.win.CompareAndSwap(v, 0) {
+		// Not full; or a concurrent reader's read came after this one, and
+		// that reader ends the window with its count, which has this read's
+		// (TestQuickStaysInItsWindow).
 		return
 	}
-	p.winN.Store(0)
-	p.quick.Store(0)
+	good := quick*4 >= n*3 // 3/4 of the window's reads were quick
 	switch {
-	case mode == spinTrying && quick >= windowQuick:
+	case mode == spinTrying && good:
 		p.bad.Store(0)
 		p.mode.Store(spinSteady)
 	case mode != spinSteady:
-	case quick >= windowQuick:
+	case good:
 		p.bad.Store(0)
 		if p.held.Add(1) >= heldWindows {
 			p.level.Store(0)

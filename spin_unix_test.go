@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,8 +50,10 @@ func TestSpinWaitsForAnIdleCPU(t *testing.T) {
 	}
 
 	var q spinner
-	q.look(idleSample{state: idleUnknown}, int64(made))
-	if !q.look(idleSample{state: idleUnknown}, int64(made)) {
+	unknown := idleSample{at: int64(made), state: idleUnknown}
+	q.look(unknown, int64(made))
+	q.look(unknown, int64(made))
+	if !q.look(unknown, int64(made)) {
 		t.Error("a machine that cannot say whether a CPU was idle is not tried")
 	}
 }
@@ -140,6 +143,80 @@ func TestLongSpinningResetsTheLevel(t *testing.T) {
 	}
 	if p.level.Load() != 0 {
 		t.Errorf("level %d after 10 s of good windows (%v each) with a CPU idle at every relook, want 0", p.level.Load(), windowTakes)
+	}
+}
+
+// A sample that says nothing (a reading of /proc/stat that failed) is a
+// sample like any other: taken before the end was made, or before it
+// stopped spinning, it is not watched, and the samples after it decide.
+func TestOldUnknownSamplesAreNotWatched(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	var fresh, stopped spinner
+	const made = 2 * time.Hour
+	fresh.look(idleSample{}, int64(made))
+	steady(&stopped)
+	for range 3 {
+		spinWindow(&stopped, true, quickWait+15*time.Microsecond)
+	}
+	if stopped.mode.Load() != spinParked {
+		t.Fatal("three bad windows did not stop the end")
+	}
+	for name, p := range map[string]*spinner{"a fresh end": &fresh, "a stopped end": &stopped} {
+		from := time.Duration(p.at.Load())
+		tried := p.look(idleSample{at: int64(from - time.Millisecond), state: idleUnknown}, int64(from))
+		tried = p.look(sample(100, from+time.Millisecond), int64(from+time.Millisecond)) || tried
+		tried = p.look(sample(100, from+time.Millisecond+busyAfter), int64(from+time.Millisecond+busyAfter)) || tried
+		if tried || p.mode.Load() != spinParked {
+			t.Errorf("%s tried spinning on a machine with no idle time since, after a look got an unknown sample from before (idle %d)", name, p.idle.Load())
+		}
+	}
+}
+
+// One tick of idle time, which a sliver of a busy machine's idle time may
+// complete in any watch, is no idle CPU, however short the watch: /proc/stat
+// counts in 10 ms ticks, and one is a tenth of any watch under 100 ms.
+func TestOneIdleTickIsNoIdleCPU(t *testing.T) {
+	var p spinner
+	busy(&p)
+	watched := time.Duration(p.at.Load())
+	base := p.idle.Load() - 1
+	if p.look(sample(base+1, watched+15*time.Millisecond), int64(watched+15*time.Millisecond)) {
+		t.Error("one tick of idle time in a 15 ms watch of a busy machine started a trial")
+	}
+	if !p.look(sample(base+2, watched+15*time.Millisecond), int64(watched+15*time.Millisecond)) {
+		t.Error("two ticks of idle time in a 15 ms watch did not start a trial")
+	}
+}
+
+// Two readers of one steady end, every spun read quick: the window's count
+// of quick reads stays within a window and the few reads that race its
+// end, and no good window turns bad through lost counts.
+func TestQuickStaysInItsWindow(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	var p spinner
+	steady(&p)
+	p.since.Store(int64(monotonic() + time.Hour)) // no relook
+	var worst atomic.Int32
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 500_000 {
+				p.spun(true, time.Microsecond)
+				if q := int32(uint32(p.win.Load())); q > worst.Load() {
+					worst.Store(q)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("largest window: %d reads", worst.Load())
+	if worst.Load() >= 2*window {
+		t.Errorf("a window ran to %d reads, twice its %d", worst.Load(), window)
+	}
+	if p.mode.Load() != spinSteady {
+		t.Errorf("two readers whose every spun read was quick stopped the end (mode %d, level %d)", p.mode.Load(), p.level.Load())
 	}
 }
 
@@ -326,7 +403,7 @@ func TestNoSpinWithOneP(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if n := r.spin.winN.Load(); n != 0 {
+		if n := uint32(r.spin.win.Load()); n != 0 {
 			t.Fatalf("%d reads spun with GOMAXPROCS=1", n)
 		}
 	}
@@ -466,9 +543,11 @@ func planOf(p *spinner) waitPlan {
 // trying puts p in a trial that begins now, as a look does where nothing
 // can say how idle the CPUs are.
 func trying(p *spinner) {
-	unknown := idleSample{state: idleUnknown}
-	p.look(unknown, int64(monotonic()))
-	p.look(unknown, int64(monotonic()))
+	now := max(monotonic(), time.Millisecond)
+	unknown := idleSample{at: int64(now), state: idleUnknown}
+	for range 3 {
+		p.look(unknown, int64(now))
+	}
 }
 
 // steady puts a fresh p in the steady mode, as a trial's first good window
