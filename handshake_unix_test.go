@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tokenpipe/tokenpipe"
+	"golang.org/x/sys/unix"
 )
 
 // callerSetup does to cmd what a caller of StartAndWait might: an extra file,
@@ -25,7 +26,8 @@ func callerSetup(t *testing.T, cmd *exec.Cmd, extra *os.File) string {
 
 // callerSetupSeen says, in the child, whether its attributes took effect.
 func callerSetupSeen() bool {
-	return syscall.Getpgrp() == os.Getpid()
+	pgid, err := unix.Getpgid(0)
+	return err == nil && pgid == os.Getpid()
 }
 
 func init() {

@@ -137,7 +137,7 @@ func parseIdle(b []byte) (int64, bool) {
 		start := i
 		var v int64
 		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			if v > (1<<62)/10 {
+			if v > (1<<61)/10 { // two fields summed stay within int64
 				return 0, false
 			}
 			v = v*10 + int64(b[i]-'0')
