@@ -55,9 +55,9 @@
 // Every function and method is safe for concurrent use. The README has the
 // wire format, which any language can speak, and what each supervisor needs.
 //
-// On Linux, the first read that has to wait long enough to look at how
-// idle the machine is (to decide whether to spin before parking) starts
-// one goroutine, tokenpipe.takeSamples, which reads /proc/stat when asked
-// and lives as long as the process: a goroutine-leak check such as
-// goleak's needs goleak.IgnoreTopFunction for it.
+// On Linux, the first read that has to wait starts one goroutine, which
+// reads /proc/stat when a read asks how idle the machine is (to decide
+// whether to spin before parking) and lives as long as the process: a
+// goroutine-leak check such as goleak's needs
+// goleak.IgnoreAnyFunction("github.com/tokenpipe/tokenpipe.takeSamples").
 package tokenpipe

@@ -36,8 +36,8 @@ import (
 //     and on a fresh end every checkEvery waits, it looks at the machine
 //     (look): once the CPUs have been idle for a tenth of the time it has
 //     watched (two ticks at least), a spinner would take its time from
-//     nobody, and it tries; busyAfter with less idle time than that means
-//     the machine is busy, and it parks on as after a stop. Where the
+//     nobody, and it tries; busyAfter with less than a tenth means the
+//     machine is busy, and it parks on as after a stop, watching afresh. Where the
 //     system cannot say (machineIdle), it tries. The idle time comes from
 //     samples that a goroutine of machineIdle's takes, a read never waits
 //     for it, and an end watches only samples taken since it was made or
@@ -155,7 +155,7 @@ func (p *spinner) look(s idleSample, now int64) bool {
 		switch from := p.at.Load(); {
 		case from == 0: // a fresh end: samples from before it say nothing of it
 			p.at.Store(now)
-		case s.state != idleNone && s.at >= from:
+		case s.state != idleNone && s.at > from: // taken since
 			p.watch(s)
 		}
 		p.skip.Store(checkEvery)
@@ -164,17 +164,18 @@ func (p *spinner) look(s idleSample, now int64) bool {
 	case s.state == idleNone: // no sample yet
 		p.skip.Store(checkEvery)
 		return false
-	case s.idle+1-base >= 2 && time.Duration(s.idle+1-base)*idleTick >= since/10:
-		// The CPUs were idle for a tenth of the time since the machine was
-		// last found busy, or since the end began to watch, and for two
-		// ticks at least: more than the slivers that a busy machine gathers
-		// now and then (at nice 19, a tick in a few seconds), one of which
-		// may complete a tick in any watch (TestOneIdleTickIsNoIdleCPU).
-	case since < busyAfter:
+	case since > 0 && judgeIdle(s.idle+1-base, since) == idleEnough:
+		// The CPUs were idle for a tenth of the time since the end began to
+		// watch, and for two ticks at least: more than the slivers that a
+		// busy machine gathers now and then (at nice 19, a tick in a few
+		// seconds), one of which may complete a tick in any watch
+		// (TestOneIdleTickIsNoIdleCPU).
+	case since < busyAfter || judgeIdle(s.idle+1-base, since) == idleOneTick:
 		p.skip.Store(checkEvery) // too soon to tell
 		return false
-	default: // no CPU idle for busyAfter: the machine is busy
-		p.watch(s)
+	default: // less idle time than that for busyAfter: the machine is busy
+		p.idle.Store(0) // the next look after the spell watches afresh
+		p.at.Store(now)
 		p.parkLonger()
 		return false
 	}
@@ -183,6 +184,29 @@ func (p *spinner) look(s idleSample, now int64) bool {
 	p.win.Store(0)
 	p.mode.Store(spinTrying)
 	return true
+}
+
+// How much idle time a watch has seen (ticks).
+type idleVerdict uint8
+
+const (
+	idleTooLittle idleVerdict = iota // less than a tenth of the watch
+	idleOneTick                      // a tenth, but one tick only: a sliver may make one
+	idleEnough                       // a tenth, and two ticks at least
+)
+
+// judgeIdle judges n ticks of idle time in a watch of d, in ticks (a product
+// with idleTick could overflow on a /proc/stat that jumps:
+// TestIdleTicksDoNotOverflow).
+func judgeIdle(n int64, d time.Duration) idleVerdict {
+	tenth := int64((d + 10*idleTick - 1) / (10 * idleTick)) // ticks in a tenth of d, rounded up
+	switch {
+	case n < max(tenth, 1):
+		return idleTooLittle
+	case n < 2:
+		return idleOneTick
+	}
+	return idleEnough
 }
 
 // watch takes a sample, known or unknown, as what the next looks compare

@@ -29,7 +29,7 @@ func TestSpinWaitsForAnIdleCPU(t *testing.T) {
 	if p.look(idleSample{}, int64(made)) || p.idle.Load() != 0 || p.skip.Load() != checkEvery {
 		t.Fatalf("a look with no sample to go by: idle %d, skip %d; want not watching, skip %d", p.idle.Load(), p.skip.Load(), checkEvery)
 	}
-	if p.look(sample(100, made), int64(made)) || p.mode.Load() != spinParked || p.idle.Load() != 101 {
+	if p.look(sample(100, made+time.Microsecond), int64(made)) || p.mode.Load() != spinParked || p.idle.Load() != 101 {
 		t.Fatalf("a look with a sample taken since the end was made: mode %d, idle %d; want parked, watching", p.mode.Load(), p.idle.Load())
 	}
 	if p.look(sample(100, made+busyAfter/2), 0) || p.level.Load() != 0 {
@@ -38,19 +38,30 @@ func TestSpinWaitsForAnIdleCPU(t *testing.T) {
 	if p.look(idleSample{}, 0) || p.level.Load() != 0 || p.skip.Load() != checkEvery {
 		t.Fatalf("no sample to go by: mode %d, level %d; want parked at level 0 for %d waits", p.mode.Load(), p.level.Load(), checkEvery)
 	}
-	if p.look(sample(100, made+busyAfter), 0) || p.level.Load() != 1 || p.skip.Load() != parkedWaits(1) {
+	verdict := made + time.Microsecond + busyAfter
+	if p.look(sample(100, verdict), int64(verdict)) || p.level.Load() != 1 || p.skip.Load() != parkedWaits(1) {
 		t.Fatalf("no idle CPU for %v: mode %d, level %d, skip %d; want parked for %d waits", busyAfter, p.mode.Load(), p.level.Load(), p.skip.Load(), parkedWaits(1))
 	}
+	// After the spell, idle time from its start (60 ticks) but none since:
+	// the first look watches afresh, from a sample taken after the verdict.
+	end := verdict + 2*time.Second
+	if p.look(sample(100, verdict), int64(end)) || p.idle.Load() != 0 {
+		t.Fatalf("the first look after a spell watched the sample of the verdict: idle %d", p.idle.Load())
+	}
+	if p.look(sample(160, end), int64(end)) || p.idle.Load() != 161 {
+		t.Fatalf("the first look after a spell tried, or did not watch a sample taken since: mode %d, idle %d", p.mode.Load(), p.idle.Load())
+	}
 	// Slivers: one tick of idle time in a second is no idle CPU.
-	if p.look(sample(101, made+busyAfter+time.Second), 0) || p.level.Load() != 2 {
+	if p.look(sample(161, end+time.Second), int64(end+time.Second)) || p.level.Load() != 2 {
 		t.Fatalf("one tick of idle CPU time in a second: mode %d, level %d; want parked at level 2", p.mode.Load(), p.level.Load())
 	}
-	if !p.look(sample(103, made+busyAfter+time.Second+100*time.Millisecond), 0) || p.mode.Load() != spinTrying {
+	p.look(sample(161, end+2*time.Second), int64(end+2*time.Second))
+	if !p.look(sample(163, end+2*time.Second+100*time.Millisecond), 0) || p.mode.Load() != spinTrying {
 		t.Fatalf("two ticks of idle CPU time in 100 ms: mode %d, want trying", p.mode.Load())
 	}
 
 	var q spinner
-	unknown := idleSample{at: int64(made), state: idleUnknown}
+	unknown := idleSample{at: int64(made + time.Microsecond), state: idleUnknown}
 	q.look(unknown, int64(made))
 	q.look(unknown, int64(made))
 	if !q.look(unknown, int64(made)) {
@@ -82,12 +93,13 @@ func TestSteadyEndLooksAgain(t *testing.T) {
 		if p.idle.Load() != 0 {
 			t.Fatal("the end watches from a sample taken while it spun")
 		}
-		p.look(sample(5, stopped), int64(stopped))
+		p.look(sample(5, stopped+time.Microsecond), int64(stopped))
 		idle := int64(5)
 		if !busy {
 			idle += 2
 		}
-		tried := p.look(sample(idle, stopped+busyAfter), int64(stopped+busyAfter))
+		judged := stopped + time.Microsecond + busyAfter
+		tried := p.look(sample(idle, judged), int64(judged))
 		if tried == busy || (busy && p.level.Load() != 1) {
 			t.Errorf("machine busy %v: tried %v, level %d", busy, tried, p.level.Load())
 		}
@@ -130,7 +142,7 @@ func TestLongSpinningResetsTheLevel(t *testing.T) {
 		spinWindow(&p, true, time.Microsecond)
 		if p.mode.Load() == spinParked { // a relook: the CPUs are idle, it tries again
 			stopped := time.Duration(p.at.Load())
-			p.look(sample(idle, stopped), int64(stopped))
+			p.look(sample(idle, stopped+time.Microsecond), int64(stopped))
 			idle += 100
 			if !p.look(sample(idle, stopped+busyAfter), int64(stopped+busyAfter)) {
 				t.Fatal("a relook on an idle machine did not try again")
@@ -178,13 +190,34 @@ func TestOldUnknownSamplesAreNotWatched(t *testing.T) {
 func TestOneIdleTickIsNoIdleCPU(t *testing.T) {
 	var p spinner
 	busy(&p)
-	watched := time.Duration(p.at.Load())
-	base := p.idle.Load() - 1
-	if p.look(sample(base+1, watched+15*time.Millisecond), int64(watched+15*time.Millisecond)) {
-		t.Error("one tick of idle time in a 15 ms watch of a busy machine started a trial")
+	watched := time.Duration(p.at.Load()) + time.Millisecond
+	p.look(sample(7, watched), int64(watched))
+	later := watched + 25*time.Millisecond
+	if p.look(sample(8, later), int64(later)) || p.level.Load() != 1 {
+		t.Errorf("one tick of idle time in a 25 ms watch: tried or judged busy (level %d); want too soon to tell", p.level.Load())
 	}
-	if !p.look(sample(base+2, watched+15*time.Millisecond), int64(watched+15*time.Millisecond)) {
-		t.Error("two ticks of idle time in a 15 ms watch did not start a trial")
+	if !p.look(sample(9, later), int64(later)) {
+		t.Error("two ticks of idle time in a 25 ms watch did not start a trial")
+	}
+	var q spinner
+	busy(&q)
+	watched = time.Duration(q.at.Load()) + time.Millisecond
+	q.look(sample(7, watched), int64(watched))
+	if later := watched + 150*time.Millisecond; q.look(sample(8, later), int64(later)) || q.level.Load() != 2 {
+		t.Errorf("one tick of idle time in 150 ms: level %d, want 2 (busy)", q.level.Load())
+	}
+}
+
+// A /proc/stat whose idle count jumps (parseIdle takes up to 2^61 a field)
+// is judged in ticks, with no product that could overflow.
+func TestIdleTicksDoNotOverflow(t *testing.T) {
+	for _, n := range []int64{1 << 40, 1<<62 - 1} {
+		if got := judgeIdle(n, busyAfter); got != idleEnough {
+			t.Errorf("%d ticks in %v: %d, want enough", n, busyAfter, got)
+		}
+	}
+	if got := judgeIdle(1, time.Duration(1<<62)); got != idleTooLittle {
+		t.Errorf("1 tick in %v: %d, want too little", time.Duration(1<<62), got)
 	}
 }
 
@@ -525,8 +558,8 @@ func busy(p *spinner) {
 	now := max(monotonic(), time.Millisecond)
 	p.idle.Store(0)
 	p.at.Store(int64(now))
-	p.look(sample(7, now), int64(now))
-	p.look(sample(7, now+busyAfter), int64(now))
+	p.look(sample(7, now+time.Microsecond), int64(now))
+	p.look(sample(7, now+time.Microsecond+busyAfter), int64(now+time.Microsecond+busyAfter))
 }
 
 // sample is a sample of idle ticks taken at at.
@@ -544,7 +577,7 @@ func planOf(p *spinner) waitPlan {
 // can say how idle the CPUs are.
 func trying(p *spinner) {
 	now := max(monotonic(), time.Millisecond)
-	unknown := idleSample{at: int64(now), state: idleUnknown}
+	unknown := idleSample{at: int64(now + time.Microsecond), state: idleUnknown}
 	for range 3 {
 		p.look(unknown, int64(now))
 	}
