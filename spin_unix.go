@@ -37,11 +37,11 @@ import (
 //     (look): once the CPUs have been idle for a tenth of the time it has
 //     watched (two ticks at least), a spinner would take its time from
 //     nobody, and it tries; busyAfter with less than a tenth means the
-//     machine is busy, and it parks on as after a stop, watching afresh. Where the
-//     system cannot say (machineIdle), it tries. The idle time comes from
-//     samples that a goroutine of machineIdle's takes, a read never waits
-//     for it, and an end watches only samples taken since it was made or
-//     last spun.
+//     machine is busy, and it parks on as after a stop. Where the system
+//     cannot say (machineIdle), it tries. The idle time comes from samples
+//     that a goroutine of machineIdle's takes, which no read waits for; an
+//     end watches only samples taken since it was made, last spun or last
+//     found the machine busy.
 //   - Trying and steady: a read spins while the reads' waits, spun or
 //     parked, have lately averaged less than spinWhen (a peer that answers
 //     within microseconds; one that writes seldom is not worth a spin), and
