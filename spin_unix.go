@@ -150,6 +150,7 @@ func (p *spinner) plan(batch int32) (waitPlan, int32) {
 // taken: a sample that is some waits old compares as well as a fresh one.
 func (p *spinner) look(s idleSample, now int64) bool {
 	base, since := p.idle.Load(), time.Duration(s.at-p.at.Load())
+	verdict := judgeIdle(s.idle+1-base, since) // meaningful once watching a known sample
 	switch {
 	case base == 0: // not watching yet: a fresh end, or one that stopped
 		switch from := p.at.Load(); {
@@ -164,13 +165,13 @@ func (p *spinner) look(s idleSample, now int64) bool {
 	case s.state == idleNone: // no sample yet
 		p.skip.Store(checkEvery)
 		return false
-	case since > 0 && judgeIdle(s.idle+1-base, since) == idleEnough:
+	case since > 0 && verdict == idleEnough:
 		// The CPUs were idle for a tenth of the time since the end began to
 		// watch, and for two ticks at least: more than the slivers that a
 		// busy machine gathers now and then (at nice 19, a tick in a few
 		// seconds), one of which may complete a tick in any watch
 		// (TestOneIdleTickIsNoIdleCPU).
-	case since < busyAfter || judgeIdle(s.idle+1-base, since) == idleOneTick:
+	case since < busyAfter || verdict == idleOneTick:
 		p.skip.Store(checkEvery) // too soon to tell
 		return false
 	default: // less idle time than that for busyAfter: the machine is busy
