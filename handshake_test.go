@@ -587,7 +587,6 @@ func TestStartAndWaitExitAsContextEnds(t *testing.T) {
 		_, cancel, done := startAndWaitUntilLine(t, cmd) // running (or failed to start: the result says)
 		stdin.Close()                                    // the child exits
 		r := cancelAndAwait(t, cancel, done)
-		reaped(t, cmd)
 		exited := errors.Is(r.err, tokenpipe.ErrChildExited) && !errors.Is(r.err, tokenpipe.ErrChildKilled) &&
 			!errors.Is(r.err, context.Canceled) && !strings.Contains(r.err.Error(), "context")
 		switch status := cmd.ProcessState.String(); status {
@@ -599,9 +598,10 @@ func TestStartAndWaitExitAsContextEnds(t *testing.T) {
 			if !errors.Is(r.err, tokenpipe.ErrChildKilled) || !errors.Is(r.err, context.Canceled) {
 				t.Fatalf("StartAndWait killed the child (%s), but said %v", status, r.err)
 			}
-		default:
-			t.Fatalf("child ended with %s; StartAndWait said %v", status, r.err)
+		default: // "<nil>" too: not waited for, and the result says why
+			t.Fatalf("child ended with %s; StartAndWait said (%q, %v)", status, r.msg, r.err)
 		}
+		reaped(t, cmd)
 	}
 }
 
